@@ -1,0 +1,129 @@
+"""strongSwan's charon, one per gateway node, driven through the ``vici`` client."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import vici
+
+from lab.errors import LabError
+from lab.runtime.base import Runtime
+from lab.waits import wait_until
+
+CHARON = "/usr/lib/ipsec/charon"
+
+
+def decode(value):
+    """vici answers with bytes all the way down; turn them into str."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+class Charon:
+    def __init__(self, runtime: Runtime, node: str) -> None:
+        self.runtime = runtime
+        self.node = node
+        self.dir = runtime.node_dir(node)
+        self.socket_path = self.dir / "charon.vici"
+        self.log = self.dir / "charon.log"
+
+    def start(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        self.runtime.spawn(self.node, [CHARON], env={"STRONGSWAN_CONF": str(self.dir /
+                                                                              "strongswan.conf")},
+                           log=self.dir / "charon.stdout", private_run=True)
+
+    def wait_ready(self, timeout: float = 10) -> None:
+        wait_until(self._answers, bool, timeout=timeout, interval=0.02,
+                   what=f"charon's vici socket on {self.node}",
+                   explain=lambda _: self.log_tail())
+
+    def _answers(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        try:
+            with self.session() as s:
+                s.version()
+            return True
+        except OSError:
+            return False
+
+    @contextmanager
+    def session(self) -> Iterator[vici.Session]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        try:
+            sock.connect(str(self.socket_path))
+            yield vici.Session(sock=sock)
+        finally:
+            sock.close()
+
+    def load(self, connections: dict[str, dict], secrets: dict[str, dict]) -> None:
+        with self.session() as s:
+            for secret in secrets.values():
+                s.load_shared({"type": "IKE", "data": secret["secret"],
+                               "owners": [secret["id-local"], secret["id-remote"]]})
+            for name, conn in connections.items():
+                try:
+                    s.load_conn({name: conn})
+                except vici.exception.CommandException as exc:
+                    raise LabError(f"{self.node}: charon refused connection {name}: {exc}") \
+                        from None
+
+    def list_sas(self) -> list[dict]:
+        """IKE SAs as ``[{name: {...}}]``; an empty list if charon does not answer."""
+        try:
+            with self.session() as s:
+                return [decode(sa) for sa in s.list_sas()]
+        except OSError:
+            return []
+
+    def ike_sas(self) -> dict[str, dict]:
+        """IKE SAs by connection name (the newest wins when there are duplicates)."""
+        out: dict[str, dict] = {}
+        for entry in self.list_sas():
+            for name, sa in entry.items():
+                if name not in out or int(sa.get("uniqueid", 0)) > int(out[name].get("uniqueid",
+                                                                                     0)):
+                    out[name] = sa
+        return out
+
+    def initiate(self, child: str, timeout_ms: int = 10000) -> list[str]:
+        return self._control("initiate", {"child": child, "timeout": timeout_ms})
+
+    def terminate(self, ike: str | None = None, child: str | None = None) -> list[str]:
+        args = {"ike": ike} if ike else {"child": child}
+        return self._control("terminate", {**args, "timeout": -1})
+
+    def _control(self, command: str, args: dict) -> list[str]:
+        # initiate/terminate stream log lines and only raise at the end: always consume.
+        lines: list[str] = []
+        with self.session() as s:
+            try:
+                for msg in getattr(s, command)(args):
+                    lines.append(decode(msg).get("msg", ""))
+            except vici.exception.CommandException as exc:
+                raise LabError(f"{self.node}: {command} {args} failed: {exc}; "
+                               f"log: {lines[-5:]}") from None
+        return lines
+
+    def log_tail(self, lines: int = 15, grep: str | None = None) -> str:
+        return tail(self.log, lines, grep)
+
+
+def tail(path: Path, lines: int, grep: str | None = None) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return f"({path.name}: no log yet)"
+    if grep:
+        text = [line for line in text if grep in line]
+    return "\n".join(text[-lines:])

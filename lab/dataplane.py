@@ -1,0 +1,21 @@
+"""Which IPsec data plane a lab can use: the kernel's ESP, or strongSwan's userspace one."""
+
+from __future__ import annotations
+
+from lab.runtime.base import Runtime
+
+KERNEL, USERSPACE = "kernel", "userspace"
+
+# A throw-away SA with made-up keys: the kernel either accepts the ESP type or says
+# "Requested type not found"; the node's namespace is brand new, so nothing else is touched.
+_PROBE = ["ip", "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2", "proto", "esp",
+          "spi", "0x0badf00d", "enc", "cbc(aes)", "0x" + "00" * 16,
+          "auth", "hmac(sha1)", "0x" + "00" * 20]
+
+
+def detect(runtime: Runtime, node: str) -> str:
+    """Kernel when ESP works in ``node``'s namespace, else userspace (kernel-libipsec)."""
+    if runtime.run(node, _PROBE, check=False).returncode != 0:
+        return USERSPACE
+    runtime.run(node, ["ip", "xfrm", "state", "flush"], check=False)
+    return KERNEL

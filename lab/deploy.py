@@ -1,0 +1,215 @@
+"""Bring a resolved lab up in named phases, and take it down again.
+
+validate -> prepare -> create nodes -> wire segments -> render -> configure nodes ->
+start daemons -> load configs -> wait for convergence. Each phase is a method that can
+be called and timed on its own; ``down`` is the reverse and always runs to the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+
+from lab import dataplane, state
+from lab.checks import convergence_problems
+from lab.daemons.charon import Charon
+from lab.daemons.frr import Frr
+from lab.errors import ConvergenceTimeout, LabError
+from lab.render import render_node
+from lab.render.swanctl import connections, secrets
+from lab.runtime.netns import NetnsRuntime, lab_namespaces
+from lab.topology.model import Lab
+from lab.waits import wait_until
+
+Progress = Callable[[str, float], None]
+CONVERGE_TIMEOUT = 30.0
+
+
+def _quiet(phase: str, seconds: float) -> None:
+    pass
+
+
+class RunningLab:
+    """A lab whose nodes exist: the handle scenarios, checks and the CLI work through."""
+
+    def __init__(self, lab: Lab, meta: dict | None = None) -> None:
+        self.lab = lab
+        self.meta = meta or {}
+        self.runtime = NetnsRuntime(lab.name)
+
+    @classmethod
+    def attach(cls, name: str) -> RunningLab:
+        lab, meta = state.load(name)
+        return cls(lab, meta)
+
+    @property
+    def name(self) -> str:
+        return self.lab.name
+
+    @property
+    def dataplane(self) -> str:
+        return self.meta.get("dataplane", dataplane.USERSPACE)
+
+    @cached_property
+    def _charons(self) -> dict[str, Charon]:
+        return {n: Charon(self.runtime, n) for n, node in self.lab.nodes.items() if node.charon}
+
+    @cached_property
+    def _frrs(self) -> dict[str, Frr]:
+        return {n: Frr(self.runtime, n) for n, node in self.lab.nodes.items() if node.frr}
+
+    def charon(self, node: str) -> Charon:
+        if node not in self._charons:
+            raise LabError(f"{node} runs no charon (not a tunnel endpoint)")
+        return self._charons[node]
+
+    def frr(self, node: str) -> Frr:
+        if node not in self._frrs:
+            raise LabError(f"{node} runs no FRR")
+        return self._frrs[node]
+
+    def exec(self, node: str, argv: list[str], check: bool = False):
+        if node not in self.lab.nodes:
+            raise LabError(f"no node {node!r} in lab {self.name}; nodes: "
+                           f"{', '.join(self.lab.nodes)}")
+        return self.runtime.run(node, argv, check=check, timeout=600)
+
+    # phases -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        if lab_namespaces(self.name) or self.name in state.names():
+            raise LabError(f"lab {self.name!r} is already up (or left over): "
+                           f"run 'vpnlab down {self.name}' first")
+        self.meta = {"runtime": self.runtime.kind, "started": time.time(), "pid": os.getpid(),
+                     "phase": "prepare"}
+        state.save(self.lab, self.meta)
+
+    def create_nodes(self) -> None:
+        for node in self.lab.nodes:
+            self.runtime.create_node(node)
+
+    def wire_segments(self) -> None:
+        used = {i.segment for n in self.lab.nodes.values() for i in n.interfaces}
+        for seg in self.lab.segments:
+            if seg in used:
+                self.runtime.create_segment(seg)
+        for node in self.lab.nodes.values():
+            for iface in node.interfaces:
+                self.runtime.attach(node.name, iface.segment, iface.name, iface.address)
+
+    def render(self) -> None:
+        gateways = [n for n, node in self.lab.nodes.items() if node.charon]
+        plane = dataplane.detect(self.runtime, gateways[0]) if gateways else dataplane.USERSPACE
+        self.meta = state.update_meta(self.name, {"dataplane": plane})
+        for node in self.lab.nodes.values():
+            d = self.runtime.node_dir(node.name)
+            for fname, text in render_node(self.lab, node, d,
+                                           userspace=plane == dataplane.USERSPACE).items():
+                (d / fname).write_text(text)
+
+    def configure_nodes(self) -> None:
+        for node in self.lab.nodes.values():
+            d = self.runtime.node_dir(node.name)
+            self.runtime.run(node.name, ["nft", "-f", str(d / "nftables.nft")])
+            if node.forwarding:
+                self.runtime.sysctl(node.name, {"net.ipv4.ip_forward": "1"})
+            if not node.frr:
+                for r in node.routes:
+                    self.runtime.add_route(node.name, r.to, str(r.via))
+
+    def start_daemons(self) -> None:
+        for c in self._charons.values():
+            c.start()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(Frr.start, self._frrs.values()))
+        for c in self._charons.values():
+            c.wait_ready()
+        for f in self._frrs.values():
+            f.wait_ready()
+
+    def load_configs(self) -> None:
+        for node in self.lab.nodes.values():
+            if node.inside_addresses:
+                self._add_inside_addresses(node.name)
+        for f in self._frrs.values():
+            f.configure(str(self.runtime.node_dir(f.node) / "frr.conf"))
+        # Responders first, so the initiators' first IKE packet finds a loaded config.
+        order = sorted(self._charons, key=lambda n: self.lab.nodes[n].site_kind != "provider")
+        for node in order:
+            self.charon(node).load(connections(self.lab, node),
+                                   secrets(self.lab, node, reveal=True))
+
+    def _add_inside_addresses(self, node: str) -> None:
+        """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""
+        dev = "ipsec0" if self.dataplane == dataplane.USERSPACE else "lo"
+        wait_until(lambda: self.runtime.run(node, ["ip", "link", "show", dev],
+                                            check=False).returncode == 0,
+                   bool, timeout=5, interval=0.02, what=f"{dev} on {node}")
+        for addr in self.lab.nodes[node].inside_addresses:
+            self.runtime.add_address(node, dev, addr)
+
+    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT) -> None:
+        wait_until(lambda: convergence_problems(self), lambda p: not p, timeout=timeout,
+                   interval=0.1, what=f"lab {self.name} to converge", explain=self._explain)
+        self.meta = state.update_meta(self.name, {"phase": "converged",
+                                                  "converged": time.time()})
+
+    def _explain(self, problems: list[str]) -> str:
+        lines = [f"  - {p}" for p in problems]
+        named = {n for n in self.lab.nodes if any(p.startswith(n + ":") or f" on {n}" in p
+                                                  for p in problems)}
+        for node in sorted(named):
+            if node in self._charons:
+                lines.append(f"  charon log, {node}:\n" + _indent(self.charon(node).log_tail(8)))
+            if node in self._frrs:
+                lines.append(f"  bgpd log, {node}:\n" + _indent(self.frr(node).log_tail(5)))
+        return "\n".join(lines)
+
+    def down(self) -> None:
+        self.runtime.destroy()
+        state.remove(self.name)
+
+    def phases(self, timeout: float) -> list[tuple[str, Callable[[], None]]]:
+        """The deploy phases after ``prepare``, in order."""
+        return [
+            ("create nodes", self.create_nodes),
+            ("wire segments", self.wire_segments),
+            ("render configs", self.render),
+            ("configure nodes", self.configure_nodes),
+            ("start daemons", self.start_daemons),
+            ("load configs", self.load_configs),
+            ("wait for convergence", lambda: self.wait_converged(timeout)),
+        ]
+
+
+def up(lab: Lab, *, progress: Progress = _quiet, timeout: float = CONVERGE_TIMEOUT,
+       keep_on_timeout: bool = False) -> RunningLab:
+    """Deploy ``lab`` and wait until it has converged.
+
+    Any failure (and Ctrl-C) tears the partial lab down, except a convergence timeout with
+    ``keep_on_timeout``: then the lab stays for inspection and the error says so.
+    """
+    running = RunningLab(lab)
+    running.prepare()
+    try:
+        for phase, run in running.phases(timeout):
+            t0 = time.monotonic()
+            state.update_meta(lab.name, {"phase": phase})
+            run()
+            progress(phase, time.monotonic() - t0)
+    except ConvergenceTimeout as exc:
+        if keep_on_timeout:
+            raise ConvergenceTimeout(f"{exc}\nlab {lab.name} left up for inspection; "
+                                     f"'vpnlab down {lab.name}' removes it") from None
+        running.down()
+        raise
+    except BaseException:
+        running.down()
+        raise
+    return running
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())

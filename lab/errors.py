@@ -1,0 +1,39 @@
+"""Errors vpnlab raises on purpose; the CLI maps each to an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VpnlabError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code = 1
+
+
+class TopologyError(VpnlabError):
+    """The topology file breaks a rule; nothing has been started."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, rule: str, file: Path | str | None = None) -> None:
+        self.field = field
+        self.rule = rule
+        self.file = str(file) if file else None
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.field}: {self.rule}"
+
+    def in_file(self, file: Path | str) -> TopologyError:
+        return TopologyError(self.field, self.rule, file)
+
+
+class LabError(VpnlabError):
+    """Bringing up, driving or tearing down a lab failed."""
+
+
+class ConvergenceTimeout(LabError):
+    """A wait gave up; the message carries the last state seen and log lines."""

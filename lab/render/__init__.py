@@ -1,0 +1,67 @@
+"""Every config file a node needs, rendered from the resolved lab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from lab.render.swanctl import swanctl_conf
+from lab.topology.model import Lab, Node
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("lab.render", "templates"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+# kernel-libipsec first: it must register before kernel-netlink to own the IPsec data plane.
+PLUGINS_KERNEL = ("random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 pkcs8 x509 pubkey "
+                  "revocation constraints curve25519 gmp kernel-netlink socket-default vici")
+PLUGINS_USERSPACE = "kernel-libipsec " + PLUGINS_KERNEL
+
+
+@dataclass(frozen=True)
+class Retransmit:
+    """charon's IKE retransmission schedule; it is also how IKEv2 DPD declares a peer dead."""
+
+    timeout: float = 2.0
+    tries: int = 3
+    base: float = 1.5
+
+
+def transit_interfaces(lab: Lab, node: Node) -> list[str]:
+    """Interfaces on segments that more than one site uses (the 'internet')."""
+    sites_on = {seg: {n.site for n in lab.nodes.values()
+                      for i in n.interfaces if i.segment == seg} for seg in lab.segments}
+    return [i.name for i in node.interfaces if len(sites_on[i.segment]) > 1]
+
+
+def render_node(lab: Lab, node: Node, node_dir: Path, *, userspace: bool = True,
+                reveal_secrets: bool = False) -> dict[str, str]:
+    """File name -> text for one node; only the files that node uses."""
+    ctx = {"lab": lab, "node": node, "dir": str(node_dir)}
+    files = {"nftables.nft": _env.get_template("nftables/node.nft.j2").render(
+        **ctx, outside=transit_interfaces(lab, node))}
+    if node.charon:
+        files["strongswan.conf"] = _env.get_template("strongswan/strongswan.conf.j2").render(
+            **ctx, plugins=PLUGINS_USERSPACE if userspace else PLUGINS_KERNEL,
+            retransmit=Retransmit())
+        files["swanctl.conf"] = swanctl_conf(lab, node.name, reveal=reveal_secrets)
+    if node.frr:
+        files["frr.conf"] = _env.get_template("frr/frr.conf.j2").render(**ctx)
+    return files
+
+
+def render_lab(lab: Lab, out: Path, *, reveal_secrets: bool = False) -> list[Path]:
+    """Write every node's files under ``out/<node>/`` (``vpnlab render``)."""
+    written = []
+    for node in lab.nodes.values():
+        node_dir = out / node.name
+        node_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in render_node(lab, node, node_dir.resolve(),
+                                      reveal_secrets=reveal_secrets).items():
+            (node_dir / name).write_text(text)
+            written.append(node_dir / name)
+    return written

@@ -1,0 +1,96 @@
+"""A node's strongSwan connections as one dict, loaded over vici and written as swanctl.conf.
+
+Building the dict once keeps what charon runs and what the engineer reads identical.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+from lab.topology.model import Endpoint, Lab, Tunnel
+
+REDACTED = "<redacted: use --reveal-secrets>"
+
+
+def _child_ts(local: Endpoint, remote: Endpoint) -> list[tuple[list[str], list[str]]]:
+    """Traffic-selector pairs, one per CHILD_SA.
+
+    IKEv2 negotiates lists; IKEv1 (quick mode) one subnet pair per CHILD_SA, so the inside
+    /32s get a CHILD_SA of their own and each routed prefix pair another.
+    """
+    lts, rts = [str(n) for n in local.ts], [str(n) for n in remote.ts]
+    if local.ike == 2:
+        return [(lts, rts)]
+    pairs = []
+    if local.inside and remote.inside:
+        pairs.append(([lts.pop(0)], [rts.pop(0)]))
+    pairs += [([a], [b]) for a, b in product(lts, rts)]
+    return pairs
+
+
+def connection(tunnel: Tunnel, node: str) -> dict:
+    local, remote = tunnel.side(node)
+    children = {}
+    pairs = _child_ts(local, remote)
+    for i, (lts, rts) in enumerate(pairs):
+        name = tunnel.name if len(pairs) == 1 else f"{tunnel.name}-{i + 1}"
+        children[name] = {
+            "mode": "tunnel",
+            "local_ts": lts,
+            "remote_ts": rts,
+            "esp_proposals": local.esp_proposals,
+            "rekey_time": f"{local.child_lifetime}s",
+            "dpd_action": local.dpd.action,
+            "start_action": local.start_action,
+            "close_action": local.close_action,
+        }
+    conn = {
+        "version": str(local.ike),
+        "local_addrs": [str(local.address)],
+        "remote_addrs": [str(remote.address)],
+        "proposals": local.ike_proposals,
+        "rekey_time": f"{local.ike_lifetime}s",
+        "dpd_delay": f"{local.dpd.delay}s",
+        "mobike": "no",
+        "local": {"auth": "psk", "id": str(local.address)},
+        "remote": {"auth": "psk", "id": str(remote.address)},
+        "children": children,
+    }
+    if local.ike == 1:
+        conn["aggressive"] = "no"
+        conn["dpd_timeout"] = f"{local.dpd.timeout}s"
+    return conn
+
+
+def connections(lab: Lab, node: str) -> dict[str, dict]:
+    return {t.name: connection(t, node) for t in lab.tunnels_of(node)}
+
+
+def secrets(lab: Lab, node: str, *, reveal: bool) -> dict[str, dict]:
+    out = {}
+    for t in lab.tunnels_of(node):
+        local, remote = t.side(node)
+        out[f"ike-{t.name}"] = {
+            "id-local": str(local.address),
+            "id-remote": str(remote.address),
+            "secret": local.psk.get_secret_value() if reveal else REDACTED,
+        }
+    return out
+
+
+def _lines(section: dict, indent: int = 0) -> list[str]:
+    pad = "    " * indent
+    out = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out += [f"{pad}{key} {{", *_lines(value, indent + 1), f"{pad}}}"]
+        elif isinstance(value, list):
+            out.append(f"{pad}{key} = {', '.join(value)}")
+        else:
+            out.append(f"{pad}{key} = {value}")
+    return out
+
+
+def swanctl_conf(lab: Lab, node: str, *, reveal: bool = False) -> str:
+    doc = {"connections": connections(lab, node), "secrets": secrets(lab, node, reveal=reveal)}
+    return "# rendered by vpnlab from " + lab.source + "\n" + "\n".join(_lines(doc)) + "\n"

@@ -1,0 +1,154 @@
+"""Nodes as Linux network namespaces, wired with veth pairs into per-segment bridges.
+
+Every object carries the lab's name: namespaces are ``vpnlab.<lab>.<node>`` and the
+segment bridges live in the lab's own ``vpnlab.<lab>._fabric`` namespace, so nothing is
+ever created in the host's namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+
+from pyroute2 import NetNS, netns
+
+from lab import state
+from lab.errors import LabError
+
+PREFIX = "vpnlab."
+FABRIC = "_fabric"
+NODE_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+}
+
+
+def namespace(lab: str, node: str) -> str:
+    return f"{PREFIX}{lab}.{node}"
+
+
+def lab_namespaces(lab: str | None = None) -> list[str]:
+    """Our namespaces, of one lab or of all labs."""
+    want = f"{PREFIX}{lab}." if lab else PREFIX
+    return sorted(n for n in netns.listnetns() if n.startswith(want))
+
+
+class NetnsRuntime:
+    kind = "netns"
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.fabric = namespace(lab, FABRIC)
+        self._segments: list[str] = []
+        self._ports = 0
+
+    # nodes and wiring -------------------------------------------------------------------
+    def create_node(self, node: str) -> None:
+        name = namespace(self.lab, node)
+        if name in netns.listnetns():
+            raise LabError(f"namespace {name} already exists: is lab {self.lab!r} already up? "
+                           f"(vpnlab down {self.lab})")
+        netns.create(name)
+        with NetNS(name) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        self.sysctl(node, NODE_SYSCTLS)
+        self.node_dir(node).mkdir(parents=True, exist_ok=True)
+
+    def create_segment(self, segment: str) -> None:
+        if self.fabric not in netns.listnetns():
+            netns.create(self.fabric)
+        self._segments.append(segment)
+        with NetNS(self.fabric) as ns:
+            ns.link("add", ifname=self._bridge(segment), kind="bridge")
+            ns.link("set", index=ns.link_lookup(ifname=self._bridge(segment))[0], state="up")
+
+    def _bridge(self, segment: str) -> str:
+        return f"br{self._segments.index(segment)}"
+
+    def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None:
+        self._ports += 1
+        port = f"p{self._ports}"
+        with NetNS(self.fabric) as fab:
+            fab.link("add", ifname=port, kind="veth",
+                     peer={"ifname": ifname, "net_ns_fd": namespace(self.lab, node)})
+            idx = fab.link_lookup(ifname=port)[0]
+            fab.link("set", index=idx, master=fab.link_lookup(ifname=self._bridge(segment))[0])
+            fab.link("set", index=idx, state="up")
+        with NetNS(namespace(self.lab, node)) as ns:
+            idx = ns.link_lookup(ifname=ifname)[0]
+            ns.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
+            ns.link("set", index=idx, state="up")
+
+    def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
+        with NetNS(namespace(self.lab, node)) as ns:
+            found = ns.link_lookup(ifname=ifname)
+            if not found:
+                raise LabError(f"{node}: no interface {ifname}")
+            ns.addr("replace", index=found[0], address=str(address.ip),
+                    prefixlen=address.network.prefixlen)
+
+    def add_route(self, node: str, to: IPv4Network, via: str) -> None:
+        with NetNS(namespace(self.lab, node)) as ns:
+            ns.route("replace", dst=str(to), gateway=via)
+
+    def sysctl(self, node: str, values: dict[str, str]) -> None:
+        self.run(node, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())])
+
+    # commands and daemons ----------------------------------------------------------------
+    def _argv(self, node: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", namespace(self.lab, node), *argv]
+
+    def run(self, node: str, argv: list[str], *, check: bool = True, input: str | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self._argv(node, argv), input=input, capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise LabError(f"{node}: {' '.join(argv)} exited {proc.returncode}: "
+                           f"{(proc.stderr or proc.stdout).strip()[:500]}")
+        return proc
+
+    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: Path,
+              private_run: bool = False) -> None:
+        """Start a daemon in the node, detached from us; it outlives this process."""
+        if private_run:
+            # charon's pid file path is compiled in: give it a /run of its own.
+            argv = ["unshare", "-m", "sh", "-c",
+                    'mount -t tmpfs tmpfs /run && exec "$0" "$@"', *argv]
+        with open(log, "ab") as out:
+            subprocess.Popen(self._argv(node, argv), env={**os.environ, **env}, stdout=out,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+
+    def node_dir(self, node: str) -> Path:
+        return state.lab_dir(self.lab) / node
+
+    def pids(self, node: str) -> list[int]:
+        return namespace_pids(namespace(self.lab, node))
+
+    def destroy(self) -> None:
+        destroy_namespaces(lab_namespaces(self.lab))
+
+
+def namespace_pids(name: str) -> list[int]:
+    proc = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    return [int(p) for p in proc.stdout.split()]
+
+
+def destroy_namespaces(names: list[str]) -> None:
+    """Kill every process inside, then delete the namespaces (and with them their links)."""
+    for name in names:
+        for pid in namespace_pids(name):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for name in names:
+        try:
+            netns.remove(name)
+        except OSError:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)

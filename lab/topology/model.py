@@ -1,0 +1,122 @@
+"""The resolved lab: every name, address, selector and BGP session decided.
+
+This is what gets rendered and deployed, and what is saved as the lab's state, so
+``status`` and ``down`` work without re-reading (or trusting) the topology file.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Interface(Model):
+    name: str
+    segment: str
+    address: IPv4Interface
+
+
+class StaticRoute(Model):
+    to: IPv4Network
+    via: IPv4Address
+    distance: int = 1
+
+
+class BgpNeighbor(Model):
+    address: IPv4Address
+    remote_as: int
+    update_source: IPv4Address | None = None
+    next_hop_self: bool = False
+    keepalive: int = 10
+    hold: int = 30
+    tunnel: str | None = None
+
+
+class Bgp(Model):
+    asn: int
+    router_id: IPv4Address
+    networks: list[IPv4Network]
+    neighbors: list[BgpNeighbor]
+
+
+class Node(Model):
+    name: str
+    site: str
+    site_kind: Literal["provider", "customer"]
+    role: str
+    interfaces: list[Interface]
+    routes: list[StaticRoute] = []
+    forwarding: bool = False
+    charon: bool = False
+    bgp: Bgp | None = None
+    inside_addresses: list[IPv4Interface] = []
+
+    @property
+    def frr(self) -> bool:
+        return self.bgp is not None or self.role == "router"
+
+
+class Dpd(Model):
+    delay: int
+    timeout: int
+    action: str
+
+
+class Endpoint(Model):
+    """One side of a tunnel, with every setting merged (side > tunnel > defaults)."""
+
+    node: str
+    address: IPv4Address
+    ts: list[IPv4Network]
+    inside: IPv4Interface | None = None
+    asn: int | None = None
+    ike: Literal[1, 2]
+    ike_proposals: list[str]
+    esp_proposals: list[str]
+    ike_lifetime: int
+    child_lifetime: int
+    dpd: Dpd
+    start_action: str
+    close_action: str
+    psk: SecretStr
+
+    @field_serializer("psk", when_used="json")
+    def _psk(self, v: SecretStr, info) -> str:
+        # Only the 0600 state file asks for the real key (context reveal_secrets=True).
+        return v.get_secret_value() if (info.context or {}).get("reveal_secrets") else str(v)
+
+
+class Tunnel(Model):
+    name: str
+    routing: Literal["static", "bgp"]
+    keepalive: int = 10
+    hold: int = 30
+    provider: Endpoint
+    customer: Endpoint
+
+    def side(self, node: str) -> tuple[Endpoint, Endpoint]:
+        """(local, remote) endpoints as seen from ``node``."""
+        if node == self.provider.node:
+            return self.provider, self.customer
+        return self.customer, self.provider
+
+
+class Lab(Model):
+    name: str
+    source: str
+    profile: str
+    segments: dict[str, IPv4Network]
+    nodes: dict[str, Node]
+    tunnels: dict[str, Tunnel]
+
+    def tunnels_of(self, node: str) -> list[Tunnel]:
+        return [t for t in self.tunnels.values() if node in (t.provider.node, t.customer.node)]
+
+    def renamed(self, name: str) -> Lab:
+        return self.model_copy(update={"name": name})

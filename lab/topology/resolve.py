@@ -1,0 +1,332 @@
+"""Raw topology -> resolved Lab: cross-references checked, everything derived."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from pydantic import SecretStr
+
+from lab.errors import TopologyError
+from lab.topology import model, schema
+from lab.topology.profiles import check_profile
+
+FORWARDING_ROLES = {"vpn-gateway", "router", "nat-gateway"}
+DEFAULTS = schema.TunnelSettings(
+    ike=2,
+    ike_proposals=["aes256-sha256-modp2048"],
+    esp_proposals=["aes256-sha256-modp2048"],
+    ike_lifetime=8 * 3600,
+    child_lifetime=3600,
+    dpd=schema.Dpd(),
+)
+BGP_KEEPALIVE, BGP_HOLD = 10, 30
+
+
+def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
+    _check_segments(topo)
+    node_site = _node_sites(topo)
+    sites = _site_kinds(topo)
+    members = _segment_members(topo, node_site)
+    prefixes = {name: _site_prefixes(topo, name, members, node_site) for name in topo.sites}
+    _check_prefixes_disjoint(prefixes, sites)
+    tunnels = {name: _tunnel(topo, name, t, node_site, sites, prefixes)
+               for name, t in topo.tunnels.items()}
+    _check_inside_disjoint(tunnels)
+    nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes)
+    provider = next(n for n, kind in sites.items() if kind == "provider")
+    lab = model.Lab(
+        name=topo.name,
+        source=source,
+        profile=topo.sites[provider].provider or "generic",
+        segments=dict(topo.segments),
+        nodes=nodes,
+        tunnels=tunnels,
+    )
+    check_profile(lab, f"sites.{provider}.provider")
+    return lab
+
+
+def _check_segments(topo: schema.Topology) -> None:
+    items = list(topo.segments.items())
+    for i, (a, net_a) in enumerate(items):
+        for b, net_b in items[i + 1:]:
+            if net_a.overlaps(net_b):
+                raise TopologyError(f"segments.{b}", f"subnet {net_b} overlaps segment {a} ({net_a})")
+
+
+def _node_sites(topo: schema.Topology) -> dict[str, str]:
+    node_site: dict[str, str] = {}
+    for site_name, site in topo.sites.items():
+        for node in site.nodes:
+            field = f"sites.{site_name}.nodes.{node}"
+            if not schema.re.match(schema.NAME, node):
+                raise TopologyError(field, "node names are lowercase letters, digits and '-', "
+                                    "start with a letter, at most 15 characters")
+            if node in node_site:
+                raise TopologyError(field, f"duplicate node name (also in site {node_site[node]})")
+            node_site[node] = site_name
+    return node_site
+
+
+def _site_kinds(topo: schema.Topology) -> dict[str, str]:
+    kinds = {n: ("provider" if s.provider else "customer") for n, s in topo.sites.items()}
+    providers = [n for n, k in kinds.items() if k == "provider"]
+    if len(providers) != 1:
+        raise TopologyError("sites", f"exactly one site must set 'provider: <profile>' "
+                            f"(found {len(providers)})")
+    if len(kinds) < 2:
+        raise TopologyError("sites", "a lab needs a provider site and at least one customer site")
+    return kinds
+
+
+def _segment_members(topo: schema.Topology, node_site: dict[str, str]) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {s: [] for s in topo.segments}
+    seen: dict[tuple[str, IPv4Address], str] = {}
+    for site_name, site in topo.sites.items():
+        for node_name, node in site.nodes.items():
+            for seg, addr in node.interfaces.items():
+                field = f"sites.{site_name}.nodes.{node_name}.interfaces.{seg}"
+                if seg not in topo.segments:
+                    raise TopologyError(field, f"unknown segment {seg!r}; "
+                                        f"segments: {', '.join(topo.segments)}")
+                net = topo.segments[seg]
+                if addr not in net or addr in (net.network_address, net.broadcast_address):
+                    raise TopologyError(field, f"address {addr} is not a host address of "
+                                        f"segment {seg} ({net})")
+                if (seg, addr) in seen:
+                    raise TopologyError(field, f"address {addr} is already used by "
+                                        f"{seen[(seg, addr)]} on segment {seg}")
+                seen[(seg, addr)] = node_name
+                members[seg].append(node_name)
+    return members
+
+
+def _site_prefixes(topo, site_name, members, node_site) -> list[IPv4Network]:
+    site = topo.sites[site_name]
+    if site.prefixes is not None:
+        return list(site.prefixes)
+    # A segment is the site's own when only the site's nodes sit on it.
+    return [topo.segments[seg] for seg, nodes in members.items()
+            if nodes and all(node_site[n] == site_name for n in nodes)]
+
+
+def _check_prefixes_disjoint(prefixes: dict[str, list[IPv4Network]], kinds) -> None:
+    provider = next(n for n, k in kinds.items() if k == "provider")
+    for site, nets in prefixes.items():
+        if site == provider:
+            continue
+        for net in nets:
+            for theirs in prefixes[provider]:
+                if net.overlaps(theirs):
+                    raise TopologyError(f"sites.{site}", f"customer network {net} overlaps the "
+                                        f"provider's {theirs}; the VPN needs disjoint address space")
+
+
+def _merged(*layers: schema.TunnelSettings | None) -> dict:
+    out: dict = {}
+    for layer in layers:
+        if layer is not None:
+            out.update({k: v for k, v in layer.model_dump(exclude_none=True).items()
+                        if k in schema.TunnelSettings.model_fields})
+            if layer.psk is not None:
+                out["psk"] = layer.psk
+            if layer.dpd is not None:
+                out["dpd"] = layer.dpd
+    return out
+
+
+def _psk(value, field: str) -> SecretStr:
+    if value is None:
+        raise TopologyError(field, "missing pre-shared key: set psk: <key> or psk: {env: VAR}")
+    if isinstance(value, schema.Psk):
+        key = os.environ.get(value.env)
+        if not key:
+            raise TopologyError(field, f"environment variable {value.env} (the PSK) is not set")
+        return SecretStr(key)
+    if not value.get_secret_value():
+        raise TopologyError(field, "the pre-shared key is empty")
+    return value
+
+
+def _outside(topo, side: schema.Side, peer: schema.Side, node_site, field) -> IPv4Address:
+    if side.address is not None:
+        return side.address
+    mine = topo.sites[node_site[side.node]].nodes[side.node].interfaces
+    theirs = topo.sites[node_site[peer.node]].nodes[peer.node].interfaces
+    shared = [seg for seg in mine if seg in theirs]
+    if not shared:
+        raise TopologyError(field, f"{side.node} and {peer.node} share no segment; "
+                            "set the outside address explicitly (address: ...)")
+    return mine[shared[0]]
+
+
+def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.Tunnel:
+    field = f"tunnels.{name}"
+    routing = t.routing or topo.routing
+    endpoints = {}
+    for role, side, peer in (("provider", t.provider, t.customer),
+                             ("customer", t.customer, t.provider)):
+        f = f"{field}.{role}"
+        site = node_site.get(side.node)
+        if site is None:
+            raise TopologyError(f, f"unknown node {side.node!r}")
+        if kinds[site] != role:
+            raise TopologyError(f, f"{side.node} is in {kinds[site]} site {site}, not a {role} site")
+        node = topo.sites[site].nodes[side.node]
+        if node.role != "vpn-gateway":
+            raise TopologyError(f, f"{side.node} has role {node.role}; tunnels end on a vpn-gateway")
+        s = _merged(DEFAULTS, topo.tunnel_defaults, t, side)
+        s.setdefault("start_action", "start" if role == "customer" else "none")
+        s.setdefault("close_action", "none")
+        if s["dpd"].delay and s["dpd"].action == "restart" and role == "provider":
+            s["dpd"] = s["dpd"].model_copy(update={"action": "clear"})
+        asn = topo.sites[site].asn
+        inside = None
+        if routing == "bgp":
+            if t.inside is None:
+                raise TopologyError(f"{field}.inside", "BGP routing needs an inside /30 "
+                                    "from 169.254.0.0/16")
+            if asn is None:
+                raise TopologyError(f"sites.{site}.asn", f"tunnel {name} uses BGP: "
+                                    "the site needs an ASN")
+            hosts = list(t.inside.hosts())
+            inside = IPv4Interface(f"{hosts[0 if role == 'provider' else 1]}/30")
+        own = side.subnets if side.subnets is not None else prefixes[site]
+        if not own:
+            raise TopologyError(f"{f}.subnets", f"site {site} has no subnets to route; "
+                                "add a segment or set subnets")
+        ts = ([IPv4Network(f"{inside.ip}/32")] if inside else []) + list(own)
+        endpoints[role] = model.Endpoint(
+            node=side.node,
+            address=_outside(topo, side, peer, node_site, f"{f}.address"),
+            ts=ts,
+            inside=inside,
+            asn=asn,
+            ike=s["ike"],
+            ike_proposals=s["ike_proposals"],
+            esp_proposals=s["esp_proposals"],
+            ike_lifetime=s["ike_lifetime"],
+            child_lifetime=s["child_lifetime"],
+            dpd=model.Dpd(**s["dpd"].model_dump()),
+            start_action=s["start_action"],
+            close_action=s["close_action"],
+            psk=_psk(s.get("psk"), f"{field}.psk"),
+        )
+    keepalive = t.keepalive or BGP_KEEPALIVE
+    hold = t.hold or (BGP_HOLD if t.keepalive is None else 3 * keepalive)
+    return model.Tunnel(name=name, routing=routing, keepalive=keepalive, hold=hold, **endpoints)
+
+
+def _check_inside_disjoint(tunnels: dict[str, model.Tunnel]) -> None:
+    seen: dict[IPv4Network, str] = {}
+    for t in tunnels.values():
+        if t.provider.inside is None:
+            continue
+        net = t.provider.inside.network
+        if net in seen:
+            raise TopologyError(f"tunnels.{t.name}.inside", f"{net} is already used by "
+                                f"tunnel {seen[net]}")
+        seen[net] = t.name
+
+
+def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, model.Node]:
+    nodes: dict[str, model.Node] = {}
+    for site_name, site in topo.sites.items():
+        for name, raw in site.nodes.items():
+            ifaces = [model.Interface(name=seg, segment=seg,
+                                      address=IPv4Interface(f"{addr}/{topo.segments[seg].prefixlen}"))
+                      for seg, addr in raw.interfaces.items()]
+            own = [t for t in tunnels.values() if name in (t.provider.node, t.customer.node)]
+            routes = [model.StaticRoute(to=r.to, via=r.via) for r in raw.routes]
+            gateway = raw.gateway or _default_gateway(topo, site_name, name, raw, members)
+            if gateway is not None:
+                routes.append(model.StaticRoute(to=IPv4Network("0.0.0.0/0"), via=gateway))
+            neighbors = [_tunnel_neighbor(t, name) for t in own if t.routing == "bgp"]
+            if raw.role == "router":
+                routes += _router_static(topo, site_name, name, raw, tunnels)
+                neighbors += _router_ibgp(topo, site_name, name, raw, tunnels)
+            elif raw.role == "vpn-gateway" and neighbors:
+                neighbors += _gateway_ibgp(topo, site_name, name, raw)
+            bgp = None
+            if neighbors:
+                bgp = model.Bgp(asn=site.asn, router_id=ifaces[0].address.ip,
+                                networks=prefixes[site_name] if raw.role == "vpn-gateway" else [],
+                                neighbors=neighbors)
+            nodes[name] = model.Node(
+                name=name, site=site_name, site_kind=kinds[site_name], role=raw.role,
+                interfaces=ifaces, routes=routes, forwarding=raw.role in FORWARDING_ROLES,
+                charon=bool(own), bgp=bgp,
+                inside_addresses=[ep.inside for t in own for ep in (t.side(name)[0],)
+                                  if ep.inside is not None],
+            )
+    return nodes
+
+
+def _default_gateway(topo, site_name, name, raw, members) -> IPv4Address | None:
+    if raw.role != "host":
+        return None
+    site_nodes = topo.sites[site_name].nodes
+    for preferred in ("router", "vpn-gateway", "nat-gateway"):
+        for seg in raw.interfaces:
+            for other in members[seg]:
+                if other != name and other in site_nodes and site_nodes[other].role == preferred:
+                    return site_nodes[other].interfaces[seg]
+    return None
+
+
+def _tunnel_neighbor(t: model.Tunnel, node: str) -> model.BgpNeighbor:
+    local, remote = t.side(node)
+    return model.BgpNeighbor(address=remote.inside.ip, remote_as=remote.asn,
+                             update_source=local.inside.ip, keepalive=t.keepalive, hold=t.hold,
+                             tunnel=t.name)
+
+
+def _site_gateways_beside(topo, site_name, raw) -> Iterable[tuple[str, IPv4Address]]:
+    """VPN gateways of the same site that share a segment with this node."""
+    for other, node in topo.sites[site_name].nodes.items():
+        if node.role != "vpn-gateway":
+            continue
+        for seg in raw.interfaces:
+            if seg in node.interfaces:
+                yield other, node.interfaces[seg]
+                break
+
+
+def _router_static(topo, site_name, name, raw, tunnels) -> list[model.StaticRoute]:
+    """Static routing: remote subnets via each gateway, earlier tunnels preferred."""
+    routes = []
+    gateways = dict(_site_gateways_beside(topo, site_name, raw))
+    for i, t in enumerate(tunnels.values()):
+        local, remote = (t.provider, t.customer) if t.provider.node in gateways else \
+            (t.customer, t.provider)
+        if t.routing != "static" or local.node not in gateways:
+            continue
+        routes += [model.StaticRoute(to=net, via=gateways[local.node], distance=10 + i)
+                   for net in remote.ts]
+    return routes
+
+
+def _router_ibgp(topo, site_name, name, raw, tunnels) -> list[model.BgpNeighbor]:
+    bgp_gateways = {t.provider.node for t in tunnels.values() if t.routing == "bgp"} | \
+                   {t.customer.node for t in tunnels.values() if t.routing == "bgp"}
+    asn = topo.sites[site_name].asn
+    return [model.BgpNeighbor(address=addr, remote_as=asn, keepalive=BGP_KEEPALIVE,
+                              hold=BGP_HOLD)
+            for gw, addr in _site_gateways_beside(topo, site_name, raw) if gw in bgp_gateways]
+
+
+def _gateway_ibgp(topo, site_name, name, raw) -> list[model.BgpNeighbor]:
+    """A BGP gateway peers with its site's routers so they learn the remote prefixes."""
+    asn = topo.sites[site_name].asn
+    out = []
+    for other, node in topo.sites[site_name].nodes.items():
+        if node.role != "router":
+            continue
+        shared = [seg for seg in raw.interfaces if seg in node.interfaces]
+        if shared:
+            out.append(model.BgpNeighbor(address=node.interfaces[shared[0]], remote_as=asn,
+                                         update_source=raw.interfaces[shared[0]],
+                                         next_hop_self=True))
+    return out

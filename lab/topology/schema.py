@@ -1,0 +1,194 @@
+"""The topology file as written: typed, defaulted, checked field by field.
+
+Cross-references (a tunnel naming a node, an address inside its segment) are checked
+later, in ``resolve``; this module only knows the shape of the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from lab.topology.proposals import check_proposal
+
+NAME = r"^[a-z][a-z0-9-]{0,14}$"
+LAB_NAME = r"^[a-z][a-z0-9-]{0,23}$"
+INSIDE_POOL = ipaddress.ip_network("169.254.0.0/16")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> int:
+    """Seconds from ``30``, ``"30s"``, ``"10m"``, ``"8h"`` or ``"1d"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or e.g. '10s', '5m', '8h'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return int(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
+        if m:
+            return int(m.group(1)) * _UNITS[m.group(2) or "s"]
+    raise ValueError(f"{value!r} is not a duration (use seconds or e.g. '10s', '5m', '8h')")
+
+
+def _network(value: object) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form ({exc})") from None
+
+
+def _address(value: object) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+Seconds = Annotated[int, BeforeValidator(_duration)]
+Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_network)]
+Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
+Role = Literal["vpn-gateway", "router", "nat-gateway", "host", "internet-host"]
+StartAction = Literal["none", "trap", "start"]
+CloseAction = Literal["none", "clear", "trap", "start"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Route(Strict):
+    to: Network
+    via: Address
+
+
+class Node(Strict):
+    role: Role
+    interfaces: dict[str, Address] = Field(
+        description="segment name -> this node's address on it (prefix length from the segment)"
+    )
+    gateway: Address | None = Field(None, description="default route; derived for hosts")
+    routes: list[Route] = []
+
+    @field_validator("interfaces")
+    @classmethod
+    def _some_interface(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("a node needs at least one interface")
+        return v
+
+
+class Site(Strict):
+    provider: str | None = Field(
+        None, description="provider profile (tray, thredd, generic); marks the provider site"
+    )
+    asn: int | None = Field(None, ge=1, le=4294967295)
+    prefixes: list[Network] | None = Field(
+        None, description="what the site routes over the VPN; default: its own segments"
+    )
+    nodes: dict[str, Node]
+
+
+class Dpd(Strict):
+    delay: Seconds = Field(10, description="0 turns DPD off")
+    timeout: Seconds = Field(30, description="IKEv1 only; IKEv2 uses retransmission")
+    action: Literal["clear", "trap", "restart"] = "restart"
+
+
+class Psk(Strict):
+    env: str = Field(description="environment variable holding the pre-shared key")
+
+
+class TunnelSettings(Strict):
+    """What either side of a tunnel may set; a side's own value wins over the tunnel's."""
+
+    ike: Literal[1, 2] | None = None
+    ike_proposals: list[str] | None = None
+    esp_proposals: list[str] | None = None
+    ike_lifetime: Seconds | None = None
+    child_lifetime: Seconds | None = None
+    dpd: Dpd | None = None
+    start_action: StartAction | None = None
+    close_action: CloseAction | None = None
+    psk: SecretStr | Psk | None = None
+
+    @field_validator("ike_proposals", "esp_proposals")
+    @classmethod
+    def _known(cls, v: list[str] | None, info) -> list[str] | None:
+        for proposal in v or []:
+            why = check_proposal(proposal, esp=info.field_name == "esp_proposals")
+            if why:
+                raise ValueError(why)
+        return v
+
+
+class Side(TunnelSettings):
+    node: str
+    address: Address | None = Field(None, description="outside address the peer connects to")
+    subnets: list[Network] | None = Field(None, description="static routing: this side's subnets")
+
+
+def _side(value: object) -> object:
+    return {"node": value} if isinstance(value, str) else value
+
+
+class Tunnel(TunnelSettings):
+    provider: Annotated[Side, BeforeValidator(_side)]
+    customer: Annotated[Side, BeforeValidator(_side)]
+    routing: Literal["static", "bgp"] | None = None
+    inside: Network | None = Field(None, description="BGP: /30 inside 169.254.0.0/16")
+    keepalive: Seconds | None = None
+    hold: Seconds | None = None
+
+    @field_validator("inside")
+    @classmethod
+    def _inside(cls, v: ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
+        if v is None:
+            return v
+        if v.prefixlen != 30:
+            raise ValueError(f"inside CIDR {v} must be a /30")
+        if not v.subnet_of(INSIDE_POOL):
+            raise ValueError(f"inside CIDR {v} must lie in 169.254.0.0/16")
+        return v
+
+    @model_validator(mode="after")
+    def _timers(self) -> Tunnel:
+        if self.keepalive is not None and self.hold is not None and self.hold < 3 * self.keepalive:
+            raise ValueError("hold must be at least 3 x keepalive")
+        return self
+
+
+class Topology(Strict):
+    name: Annotated[str, Field(pattern=LAB_NAME)]
+    description: str = ""
+    runtime: Literal["auto", "netns", "docker"] = "auto"
+    segments: dict[str, Network]
+    sites: dict[str, Site]
+    tunnel_defaults: TunnelSettings | None = Field(
+        None, description="settings every tunnel gets unless it sets its own"
+    )
+    routing: Literal["static", "bgp"] = "static"
+    tunnels: dict[str, Tunnel] = {}
+
+    @field_validator("segments", "sites", "tunnels")
+    @classmethod
+    def _names(cls, v: dict) -> dict:
+        for name in v:
+            if not re.match(NAME, name):
+                raise ValueError(
+                    f"name {name!r} must be lowercase letters, digits and '-', "
+                    "start with a letter, at most 15 characters"
+                )
+        return v

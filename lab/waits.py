@@ -1,0 +1,30 @@
+"""Polling real state until a condition holds: the only way vpnlab waits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from lab.errors import ConvergenceTimeout
+
+T = TypeVar("T")
+
+
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
+               interval: float = 0.1, what: str = "condition",
+               explain: Callable[[T], str] = repr) -> T:
+    """Call ``probe`` until ``done(value)``; return that value.
+
+    On timeout raise ConvergenceTimeout carrying the last value seen (``explain`` turns it
+    into text), so the failure says what state things were stuck in.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise ConvergenceTimeout(f"timed out after {timeout:g}s waiting for {what}; "
+                                     f"last seen:\n{explain(value)}")
+        time.sleep(interval)

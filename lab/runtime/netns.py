@@ -119,10 +119,12 @@ class NetnsRuntime:
             # charon's pid file path is compiled in: give it a /run of its own.
             argv = ["unshare", "-m", "sh", "-c",
                     'mount -t tmpfs tmpfs /run && exec "$0" "$@"', *argv]
+        # setsid -f forks: the daemon is re-parented to init at once, so a long-lived
+        # harness never collects zombies when daemons are killed.
         with open(log, "ab") as out:
-            subprocess.Popen(self._argv(node, argv), env={**os.environ, **env}, stdout=out,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+            subprocess.run(["setsid", "-f", *self._argv(node, argv)], env={**os.environ, **env},
+                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           check=True)
 
     def node_dir(self, node: str) -> Path:
         return state.lab_dir(self.lab) / node

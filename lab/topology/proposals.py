@@ -40,3 +40,25 @@ def check_proposal(proposal: str, *, esp: bool) -> str | None:
     if not esp and not any(t in DH for t in tokens):
         return f"IKE proposal {proposal!r} names no DH group"
     return None
+
+
+_VICI_INTEG = {"HMAC_SHA1_96": "sha1", "HMAC_SHA2_256_128": "sha256", "HMAC_SHA2_384_192": "sha384",
+               "HMAC_SHA2_512_256": "sha512", "HMAC_MD5_96": "md5", "AES_XCBC_96": "aesxcbc"}
+
+
+def keywords(sa: dict) -> str:
+    """An SA's negotiated algorithms (as vici names them) in proposal keywords,
+    e.g. ``aes256-sha256-modp2048``: the words engineers write in configs."""
+    encr, size = sa.get("encr-alg", ""), sa.get("encr-keysize", "")
+    if encr.startswith("AES_GCM_"):
+        words = [f"aes{size}gcm{encr.rsplit('_', 1)[1]}"]
+    elif encr == "AES_CBC":
+        words = [f"aes{size}"]
+    else:
+        words = [encr.lower().replace("_cbc", "")] if encr else []
+    if sa.get("integ-alg"):
+        words.append(_VICI_INTEG.get(sa["integ-alg"], sa["integ-alg"].lower()))
+    dh = sa.get("dh-group", "")
+    if dh:
+        words.append(dh.lower().replace("_", ""))
+    return "-".join(words)

@@ -21,7 +21,7 @@ DEFAULTS = schema.TunnelSettings(
     child_lifetime=3600,
     dpd=schema.Dpd(),
 )
-BGP_KEEPALIVE, BGP_HOLD = 10, 30
+BGP_KEEPALIVE, BGP_HOLD = schema.BGP_KEEPALIVE, schema.BGP_HOLD
 
 
 def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
@@ -30,7 +30,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
     sites = _site_kinds(topo)
     members = _segment_members(topo, node_site)
     prefixes = {name: _site_prefixes(topo, name, members, node_site) for name in topo.sites}
-    _check_prefixes_disjoint(prefixes, sites)
+    _check_prefixes_disjoint(topo, prefixes, sites)
     tunnels = {name: _tunnel(topo, name, t, node_site, sites, prefixes)
                for name, t in topo.tunnels.items()}
     _check_inside_disjoint(tunnels)
@@ -53,7 +53,8 @@ def _check_segments(topo: schema.Topology) -> None:
     for i, (a, net_a) in enumerate(items):
         for b, net_b in items[i + 1:]:
             if net_a.overlaps(net_b):
-                raise TopologyError(f"segments.{b}", f"subnet {net_b} overlaps segment {a} ({net_a})")
+                raise TopologyError(f"segments.{b}",
+                                    f"subnet {net_b} overlaps segment {a} ({net_a})")
 
 
 def _node_sites(topo: schema.Topology) -> dict[str, str]:
@@ -112,16 +113,21 @@ def _site_prefixes(topo, site_name, members, node_site) -> list[IPv4Network]:
             if nodes and all(node_site[n] == site_name for n in nodes)]
 
 
-def _check_prefixes_disjoint(prefixes: dict[str, list[IPv4Network]], kinds) -> None:
+def _check_prefixes_disjoint(topo: schema.Topology, prefixes: dict[str, list[IPv4Network]],
+                             kinds: dict[str, str]) -> None:
     provider = next(n for n, k in kinds.items() if k == "provider")
     for site, nets in prefixes.items():
         if site == provider:
             continue
+        # Segments never overlap, so one side's explicit 'prefixes:' is what clashes.
+        culprit = site if topo.sites[site].prefixes is not None else provider
         for net in nets:
             for theirs in prefixes[provider]:
                 if net.overlaps(theirs):
-                    raise TopologyError(f"sites.{site}", f"customer network {net} overlaps the "
-                                        f"provider's {theirs}; the VPN needs disjoint address space")
+                    raise TopologyError(f"sites.{culprit}.prefixes",
+                                        f"customer network {net} (site {site}) overlaps the "
+                                        f"provider's {theirs}; the VPN needs disjoint "
+                                        "address space")
 
 
 def _merged(*layers: schema.TunnelSettings | None) -> dict:
@@ -165,18 +171,24 @@ def _outside(topo, side: schema.Side, peer: schema.Side, node_site, field) -> IP
 def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.Tunnel:
     field = f"tunnels.{name}"
     routing = t.routing or topo.routing
-    endpoints = {}
-    for role, side, peer in (("provider", t.provider, t.customer),
-                             ("customer", t.customer, t.provider)):
+    # Both ends must be sound before either is derived (deriving one end reads the other).
+    for role, side in (("provider", t.provider), ("customer", t.customer)):
         f = f"{field}.{role}"
         site = node_site.get(side.node)
         if site is None:
             raise TopologyError(f, f"unknown node {side.node!r}")
         if kinds[site] != role:
-            raise TopologyError(f, f"{side.node} is in {kinds[site]} site {site}, not a {role} site")
+            raise TopologyError(f, f"{side.node} is in {kinds[site]} site {site}, "
+                                f"not a {role} site")
         node = topo.sites[site].nodes[side.node]
         if node.role != "vpn-gateway":
-            raise TopologyError(f, f"{side.node} has role {node.role}; tunnels end on a vpn-gateway")
+            raise TopologyError(f, f"{side.node} has role {node.role}; "
+                                "tunnels end on a vpn-gateway")
+    endpoints = {}
+    for role, side, peer in (("provider", t.provider, t.customer),
+                             ("customer", t.customer, t.provider)):
+        f = f"{field}.{role}"
+        site = node_site[side.node]
         s = _merged(DEFAULTS, topo.tunnel_defaults, t, side)
         s.setdefault("start_action", "start" if role == "customer" else "none")
         s.setdefault("close_action", "none")
@@ -321,7 +333,7 @@ def _gateway_ibgp(topo, site_name, name, raw) -> list[model.BgpNeighbor]:
     """A BGP gateway peers with its site's routers so they learn the remote prefixes."""
     asn = topo.sites[site_name].asn
     out = []
-    for other, node in topo.sites[site_name].nodes.items():
+    for node in topo.sites[site_name].nodes.values():
         if node.role != "router":
             continue
         shared = [seg for seg in raw.interfaces if seg in node.interfaces]

@@ -16,8 +16,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from lab.topology.proposals import check_proposal
@@ -25,6 +27,14 @@ from lab.topology.proposals import check_proposal
 NAME = r"^[a-z][a-z0-9-]{0,14}$"
 LAB_NAME = r"^[a-z][a-z0-9-]{0,23}$"
 INSIDE_POOL = ipaddress.ip_network("169.254.0.0/16")
+# Readable rules for the name patterns (pydantic's own message just quotes the regex).
+PATTERN_RULES = {
+    NAME: "names are lowercase letters, digits and '-', start with a letter, "
+          "at most 15 characters",
+    LAB_NAME: "lab names are lowercase letters, digits and '-', start with a letter, "
+              "at most 24 characters",
+}
+BGP_KEEPALIVE, BGP_HOLD = 10, 30
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -60,6 +70,7 @@ def _address(value: object) -> ipaddress.IPv4Address:
 Seconds = Annotated[int, BeforeValidator(_duration)]
 Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_network)]
 Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
+Name = Annotated[str, StringConstraints(pattern=NAME)]
 Role = Literal["vpn-gateway", "router", "nat-gateway", "host", "internet-host"]
 StartAction = Literal["none", "trap", "start"]
 CloseAction = Literal["none", "clear", "trap", "start"]
@@ -110,6 +121,31 @@ class Dpd(Strict):
 class Psk(Strict):
     env: str = Field(description="environment variable holding the pre-shared key")
 
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        # Never echo the value: a key pasted here by mistake must not reach an error message.
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("psk.env takes the name of an environment variable "
+                             "(letters, digits, '_'), not the key itself")
+        return v
+
+
+def _psk_input(value: object) -> object:
+    """A PSK is a string or ``{env: VAR}``; say so, without echoing what was given."""
+    if value is None or isinstance(value, str | SecretStr | Psk):
+        return value
+    if isinstance(value, dict):
+        try:
+            return Psk.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            why = (err["msg"].removeprefix("Value error, ") if err["type"] == "value_error"
+                   else "a pre-shared key is a string or {env: VAR}")
+            raise ValueError(why) from None
+    raise ValueError("a pre-shared key is a string (quote it if it looks like a number) "
+                     "or {env: VAR}")
+
 
 class TunnelSettings(Strict):
     """What either side of a tunnel may set; a side's own value wins over the tunnel's."""
@@ -122,7 +158,7 @@ class TunnelSettings(Strict):
     dpd: Dpd | None = None
     start_action: StartAction | None = None
     close_action: CloseAction | None = None
-    psk: SecretStr | Psk | None = None
+    psk: Annotated[SecretStr | Psk | None, BeforeValidator(_psk_input)] = None
 
     @field_validator("ike_proposals", "esp_proposals")
     @classmethod
@@ -163,32 +199,23 @@ class Tunnel(TunnelSettings):
             raise ValueError(f"inside CIDR {v} must lie in 169.254.0.0/16")
         return v
 
-    @model_validator(mode="after")
-    def _timers(self) -> Tunnel:
-        if self.keepalive is not None and self.hold is not None and self.hold < 3 * self.keepalive:
-            raise ValueError("hold must be at least 3 x keepalive")
-        return self
+    @field_validator("hold")
+    @classmethod
+    def _timers(cls, v: int | None, info: ValidationInfo) -> int | None:
+        keepalive = info.data.get("keepalive") or BGP_KEEPALIVE
+        if v is not None and v < 3 * keepalive:
+            raise ValueError(f"hold ({v}s) must be at least 3 x keepalive ({keepalive}s)")
+        return v
 
 
 class Topology(Strict):
     name: Annotated[str, Field(pattern=LAB_NAME)]
     description: str = ""
     runtime: Literal["auto", "netns", "docker"] = "auto"
-    segments: dict[str, Network]
-    sites: dict[str, Site]
+    segments: dict[Name, Network]
+    sites: dict[Name, Site]
     tunnel_defaults: TunnelSettings | None = Field(
         None, description="settings every tunnel gets unless it sets its own"
     )
     routing: Literal["static", "bgp"] = "static"
-    tunnels: dict[str, Tunnel] = {}
-
-    @field_validator("segments", "sites", "tunnels")
-    @classmethod
-    def _names(cls, v: dict) -> dict:
-        for name in v:
-            if not re.match(NAME, name):
-                raise ValueError(
-                    f"name {name!r} must be lowercase letters, digits and '-', "
-                    "start with a letter, at most 15 characters"
-                )
-        return v
+    tunnels: dict[Name, Tunnel] = {}

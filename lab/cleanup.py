@@ -1,0 +1,47 @@
+"""Remove what any vpnlab lab left behind, even after a crash or a SIGKILLed harness.
+
+Everything vpnlab makes carries its name: namespaces ``vpnlab.*``, state under the state
+root, daemons whose command line or config points into that root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from lab import state
+from lab.runtime.netns import destroy_namespaces, lab_namespaces
+
+
+def stray_daemons(root: Path | None = None) -> list[int]:
+    """Processes started for a lab (by config path) that are still alive anywhere."""
+    marker = str(root or state.ROOT).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes() if b"charon" in cmdline else b""
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def destroy_all() -> dict[str, list]:
+    """Tear down every lab; return what was removed."""
+    namespaces = lab_namespaces()
+    destroy_namespaces(namespaces)
+    killed = stray_daemons()
+    for pid in killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    labs = state.names()
+    for name in labs:
+        state.remove(name)
+    return {"namespaces": namespaces, "processes": killed, "state": labs}

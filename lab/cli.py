@@ -1,0 +1,203 @@
+"""`vpnlab`: a thin command line over the library; each command calls one function."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lab import cleanup, deploy, state
+from lab.errors import LabError, VpnlabError
+from lab.render import render_lab
+from lab.status import collect
+from lab.topology import json_schema, load_lab
+
+# Piped output (CI logs, files) gets room for the status tables.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+
+def _fail(exc: VpnlabError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VpnlabError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="vpnlab")
+def main() -> None:
+    """Site-to-site IPsec VPN labs with real strongSwan and FRR."""
+
+
+def _pick_lab(name: str | None) -> str:
+    if name:
+        return name
+    labs = state.names()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is running (vpnlab up FILE)")
+    raise LabError(f"several labs are running ({', '.join(labs)}): name one with --lab")
+
+
+lab_option = click.option("--lab", "-l", "lab_name", help="lab name (default: the only one up)")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def validate(file: Path) -> None:
+    """Check a topology file; exit 2 naming the field and the rule it breaks."""
+    lab = load_lab(file)
+    out.print(f"{file}: ok — lab [bold]{lab.name}[/], profile {lab.profile}, "
+              f"{len(lab.nodes)} nodes, {len(lab.tunnels)} tunnels "
+              f"({', '.join(f'{t.name}: {t.routing}/IKEv{t.provider.ike}' for t in lab.tunnels.values())})")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("rendered"), show_default=True)
+@click.option("--reveal-secrets", is_flag=True, help="write the real PSKs into swanctl.conf")
+def render(file: Path, output: Path, reveal_secrets: bool) -> None:
+    """Write every node's strongswan.conf, swanctl.conf, frr.conf and nftables rules."""
+    lab = load_lab(file)
+    written = render_lab(lab, output, reveal_secrets=reveal_secrets)
+    for path in written:
+        out.print(f"  {path}")
+    out.print(f"{len(written)} files for lab {lab.name} in {output}/")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="lab name (default: the file's name:), to run a second copy")
+@click.option("--timeout", default=deploy.CONVERGE_TIMEOUT, show_default=True,
+              help="seconds to wait for convergence")
+@click.option("--keep-on-failure/--no-keep-on-failure", default=True, show_default=True,
+              help="leave a lab that did not converge up for inspection")
+@click.option("--runtime", type=click.Choice(["auto", "netns"]), default="auto",
+              show_default=True, help="node runtime (docker: not yet)")
+def up(file: Path, name: str | None, timeout: float, keep_on_failure: bool,
+       runtime: str) -> None:
+    """Bring a lab up and wait until every tunnel and BGP session has converged."""
+    lab = load_lab(file, name=name)
+    out.print(f"bringing up lab [bold]{lab.name}[/] from {file} on the netns runtime"
+              + (" (auto: network namespaces, no Docker runtime yet)" if runtime == "auto" else ""))
+    t0 = time.monotonic()
+    with out.status("create nodes") as spinner:
+        def progress(phase: str, seconds: float) -> None:
+            out.print(f"  [green]✓[/] {phase:<22} {seconds:6.2f}s")
+            spinner.update(f"after {phase}")
+        running = deploy.up(lab, progress=progress, timeout=timeout,
+                            keep_on_timeout=keep_on_failure)
+    out.print(f"[bold green]converged[/] in {time.monotonic() - t0:.2f}s")
+    _print_status(collect(running))
+
+
+@main.command()
+@lab_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(lab_name: str | None, as_json: bool) -> None:
+    """Tunnels (IKE/CHILD state, proposals, counters, BGP) and nodes (daemons alive)."""
+    running = deploy.RunningLab.attach(_pick_lab(lab_name))
+    data = collect(running)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_status(data)
+
+
+def _print_status(data: dict) -> None:
+    out.print(f"lab [bold]{data['lab']}[/]  runtime {data['runtime']}  "
+              f"data plane {data['dataplane']}  profile {data['profile']}")
+    t = Table(title="tunnels", title_justify="left")
+    for col in ("tunnel", "node", "IKE", "IKE proposal", "CHILD", "ESP proposal", "pkts in/out",
+                "BGP"):
+        t.add_column(col)
+    for tun in data["tunnels"]:
+        for side in ("provider", "customer"):
+            s = tun[side]
+            bgp = s.get("bgp")
+            for i, c in enumerate(s["children"] or [{}]):
+                first = i == 0
+                t.add_row(
+                    f"{tun['name']} {tun['routing']}" if first and side == "provider" else "",
+                    f"{s['node']} ({side[0]})" if first else "",
+                    f"{_state(s['ike_state'])} v{s['ike_version']}" if first else "",
+                    (s["ike_proposal"] or "-") if first else "",
+                    _state(c.get("state", "-")), c.get("esp_proposal", "-"),
+                    f"{c.get('packets_in', 0)}/{c.get('packets_out', 0)}",
+                    f"{_state(bgp['state'])} {bgp['prefixes_received']} pfx"
+                    if bgp and first else "")
+    out.print(t)
+    n = Table(title="nodes", title_justify="left")
+    for col in ("node", "site", "role", "addresses", "daemons"):
+        n.add_column(col)
+    for node in data["nodes"]:
+        daemons = " ".join(f"{d}:{'[green]up[/]' if ok else '[red]DOWN[/]'}"
+                           for d, ok in node["daemons"].items()) or "-"
+        n.add_row(node["name"], node["site"], node["role"], " ".join(node["addresses"]), daemons)
+    out.print(n)
+
+
+def _state(value: str) -> str:
+    good = {"ESTABLISHED", "INSTALLED", "Established"}
+    return f"[green]{value}[/]" if value in good else f"[yellow]{value}[/]"
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@lab_option
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab_name: str | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND inside NODE: vpnlab exec app -- ping -c 3 172.16.1.100"""
+    running = deploy.RunningLab.attach(_pick_lab(lab_name))
+    proc = running.exec(node, list(command))
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    sys.exit(proc.returncode)
+
+
+@main.command()
+@click.argument("name", required=False)
+def down(name: str | None) -> None:
+    """Stop a lab's daemons and remove its namespaces and state."""
+    name = _pick_lab(name)
+    try:
+        deploy.RunningLab.attach(name).down()
+    except LabError:
+        # No readable state (e.g. killed mid-prepare): remove by name alone.
+        deploy.NetnsRuntime(name).destroy()
+        state.remove(name)
+    out.print(f"lab {name} is down")
+
+
+@main.command()
+@click.option("--all", "all_", is_flag=True, required=True,
+              help="required: remove every lab's leftovers")
+def destroy(all_: bool) -> None:
+    """Remove every vpnlab namespace, daemon and state directory, even after a crash."""
+    removed = cleanup.destroy_all()
+    for kind, items in removed.items():
+        out.print(f"{kind}: {', '.join(map(str, items)) or 'none'}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the topology JSON Schema (for editors)."""
+    click.echo(json_schema())
+
+
+if __name__ == "__main__":
+    main()

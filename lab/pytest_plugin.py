@@ -1,0 +1,79 @@
+"""pytest fixtures that give a scenario a running lab (registered as the ``vpnlab`` plugin).
+
+    @pytest.mark.parametrize("lab", ["tray-bgp-ikev2.yaml"], indirect=True)
+    def test_x(lab): ...
+
+``lab`` is module-scoped: one bring-up serves every test of a module that asks for the
+same topology, and teardown always runs (unless --keep-lab and a test failed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from lab import deploy
+from lab.topology import load_lab
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vpnlab")
+    group.addoption("--keep-lab", action="store_true",
+                    help="leave a lab up after a failing test, for inspection")
+    group.addoption("--lab-timeout", type=float, default=deploy.CONVERGE_TIMEOUT,
+                    help="seconds a lab may take to converge")
+
+
+def topology_path(name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() or path.exists() else TOPOLOGIES / name
+
+
+def lab_name(topology: Path, suffix: str = "") -> str:
+    """Test labs get their own names (pid-tagged) so a test run never meets a user's lab."""
+    return f"t{os.getpid() % 10000}-{topology.stem}"[:20] + suffix
+
+
+@contextmanager
+def running_lab(topology: str | Path, *, name: str | None = None,
+                timeout: float = deploy.CONVERGE_TIMEOUT,
+                keep: bool = False) -> Iterator[deploy.RunningLab]:
+    """Bring a topology up, yield the converged lab, always take it down afterwards."""
+    path = topology_path(str(topology))
+    lab = load_lab(path, name=name or lab_name(path))
+    running = deploy.up(lab, timeout=timeout)
+    try:
+        yield running
+    finally:
+        if not keep:
+            running.down()
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest) -> Iterator[deploy.RunningLab]:
+    topology = getattr(request, "param", None) or getattr(request.module, "TOPOLOGY", None)
+    if topology is None:
+        raise pytest.UsageError("parametrize 'lab' with a topology file (indirect=True) "
+                                "or set TOPOLOGY in the module")
+    failed_before = request.session.testsfailed
+    with running_lab(topology, timeout=request.config.getoption("--lab-timeout"),
+                     keep=False) as running:
+        yield running
+        if request.config.getoption("--keep-lab") and request.session.testsfailed > failed_before:
+            # Detach: keep the namespaces and state; 'vpnlab down NAME' removes them.
+            print(f"\n--keep-lab: lab {running.name} left up")
+            running.down = lambda: None  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def lab_hosts(lab: deploy.RunningLab) -> dict:
+    """testinfra hosts for every node of the lab, by node name."""
+    from lab.testinfra_backend import host
+
+    return {node: host(lab.name, node) for node in lab.lab.nodes}

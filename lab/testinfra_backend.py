@@ -1,0 +1,35 @@
+"""pytest-testinfra hosts for lab nodes: ``host.run``, ``host.interface``... inside a node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import testinfra
+from testinfra.backend.base import CommandResult
+from testinfra.backend.local import LocalBackend
+
+from lab.runtime.netns import namespace
+
+
+class NetnsBackend(LocalBackend):
+    """Runs testinfra's shell commands inside one of the lab's network namespaces."""
+
+    NAME = "vpnlab-netns"
+
+    def __init__(self, netns: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.netns = netns
+
+    def get_pytest_id(self) -> str:
+        return self.netns
+
+    def get_hostname(self) -> str:
+        return self.netns
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        inner = self.get_command(command, *args)
+        return self.run_local("ip netns exec %s sh -c %s", self.netns, inner)
+
+
+def host(lab: str, node: str) -> testinfra.host.Host:
+    return testinfra.host.Host(NetnsBackend(namespace(lab, node)))

@@ -1,0 +1,49 @@
+"""Scenario suite: real charon, FRR and nftables in network namespaces (root only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv4.conf.all.rp_filter",
+           "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.disable_ipv6")
+
+
+def _json(argv: list[str]) -> list:
+    return json.loads(subprocess.run(argv, capture_output=True, text=True).stdout or "[]")
+
+
+def host_namespace_snapshot() -> dict:
+    """What vpnlab must never change in the host's own namespace."""
+    links = {(link["ifname"], tuple(sorted(f"{a['local']}/{a['prefixlen']}"
+                                           for a in link.get("addr_info", []))))
+             for link in _json(["ip", "-j", "addr", "show"])}
+    routes = {(r.get("dst"), r.get("gateway"), r.get("dev"), r.get("table"))
+              for r in _json(["ip", "-j", "route", "show", "table", "all"])}
+    rules = _json(["ip", "-j", "rule", "show"])
+    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    sysctls = {k: subprocess.run(["sysctl", "-n", k], capture_output=True, text=True).stdout
+               for k in SYSCTLS}
+    return {"links": sorted(links), "routes": sorted(map(str, routes)), "rules": rules,
+            "nftables": nft, "sysctls": sysctls}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="scenarios drive real daemons in namespaces: run as root")
+        for item in items:
+            if "scenarios" in str(item.path):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_namespace_untouched():
+    """The host's addresses, routes, rules, nftables and forwarding are identical afterwards."""
+    before = host_namespace_snapshot()
+    yield
+    after = host_namespace_snapshot()
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, f"the scenario suite changed the host namespace: {changed}"

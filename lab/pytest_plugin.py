@@ -37,7 +37,7 @@ def topology_path(name: str) -> Path:
 
 def lab_name(topology: Path, suffix: str = "") -> str:
     """Test labs get their own names (pid-tagged) so a test run never meets a user's lab."""
-    return f"t{os.getpid() % 10000}-{topology.stem}"[:20] + suffix
+    return f"t{os.getpid() % 10000}-{topology.stem}"[:24 - len(suffix)] + suffix
 
 
 @contextmanager

@@ -1,14 +1,15 @@
 """What "converged" means, as checks that list what is not there yet.
 
-Each check returns a list of human-readable problems; empty means it holds. The
-convergence wait polls them all and, on timeout, prints the last problems with logs.
+Each check returns the problems it sees; an empty list means it holds. The convergence
+wait polls them and, on timeout, explains the last problems with the daemons' own logs.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from lab.render.swanctl import connection
 
@@ -16,26 +17,38 @@ if TYPE_CHECKING:
     from lab.deploy import RunningLab
 
 
-def tunnel_problems(running: RunningLab) -> list[str]:
+@dataclass(frozen=True)
+class Problem:
+    kind: Literal["ike", "bgp", "route"]
+    node: str
+    text: str
+    tunnel: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.tunnel}: {self.text}" if self.tunnel else f"{self.node}: {self.text}"
+
+
+def tunnel_problems(running: RunningLab) -> list[Problem]:
     problems = []
     for t in running.lab.tunnels.values():
         for ep in (t.provider, t.customer):
             sa = running.charon(ep.node).ike_sas().get(t.name)
             if sa is None:
-                problems.append(f"{t.name}: no IKE SA on {ep.node}")
+                problems.append(Problem("ike", ep.node, f"no IKE SA on {ep.node}", t.name))
                 continue
             if sa.get("state") != "ESTABLISHED":
-                problems.append(f"{t.name}: IKE SA on {ep.node} is {sa.get('state')}")
+                problems.append(Problem("ike", ep.node, f"IKE SA on {ep.node} is "
+                                        f"{sa.get('state')}", t.name))
                 continue
             installed = {c.get("name") for c in sa.get("child-sas", {}).values()
                          if c.get("state") == "INSTALLED"}
-            for child in connection(t, ep.node)["children"]:
-                if child not in installed:
-                    problems.append(f"{t.name}: CHILD_SA {child} not installed on {ep.node}")
+            problems += [Problem("ike", ep.node, f"CHILD_SA {child} not installed on {ep.node}",
+                                 t.name)
+                         for child in connection(t, ep.node)["children"] if child not in installed]
     return problems
 
 
-def bgp_problems(running: RunningLab) -> list[str]:
+def bgp_problems(running: RunningLab) -> list[Problem]:
     problems = []
     for node in running.lab.nodes.values():
         if node.bgp is None:
@@ -45,10 +58,11 @@ def bgp_problems(running: RunningLab) -> list[str]:
             peer = peers.get(str(n.address), {})
             label = f"tunnel {n.tunnel}" if n.tunnel else "iBGP"
             if peer.get("state") != "Established":
-                problems.append(f"{node.name}: BGP {n.address} ({label}) is "
-                                f"{peer.get('state', 'not configured')}")
+                problems.append(Problem("bgp", node.name, f"BGP {n.address} ({label}) is "
+                                        f"{peer.get('state', 'not configured')}"))
             elif n.tunnel and not peer.get("pfxRcd"):
-                problems.append(f"{node.name}: BGP {n.address} ({label}) received no prefixes")
+                problems.append(Problem("bgp", node.name,
+                                        f"BGP {n.address} ({label}) received no prefixes"))
     return problems
 
 
@@ -73,18 +87,18 @@ def kernel_routes(running: RunningLab, node: str) -> set[str]:
         return set()
 
 
-def route_problems(running: RunningLab) -> list[str]:
+def route_problems(running: RunningLab) -> list[Problem]:
     problems = []
     for node in running.lab.nodes.values():
         want = expected_routes(running, node.name)
         if not want:
             continue
         have = kernel_routes(running, node.name)
-        problems += [f"{node.name}: no route to {net}" for net in sorted(want)
+        problems += [Problem("route", node.name, f"no route to {net}") for net in sorted(want)
                      if str(net) not in have]
     return problems
 
 
-def convergence_problems(running: RunningLab) -> list[str]:
+def convergence_problems(running: RunningLab) -> list[Problem]:
     """Tunnels first: BGP and routes cannot hold before the SAs do."""
     return tunnel_problems(running) or bgp_problems(running) or route_problems(running)

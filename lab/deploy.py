@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 from lab import dataplane, state
-from lab.checks import convergence_problems
+from lab.checks import Problem, convergence_problems
 from lab.daemons.charon import Charon
 from lab.daemons.frr import Frr
 from lab.errors import ConvergenceTimeout, LabError
@@ -156,15 +156,15 @@ class RunningLab:
         self.meta = state.update_meta(self.name, {"phase": "converged",
                                                   "converged": time.time()})
 
-    def _explain(self, problems: list[str]) -> str:
+    def _explain(self, problems: list[Problem]) -> str:
+        """The problems, then what each daemon involved logged about them."""
         lines = [f"  - {p}" for p in problems]
-        named = {n for n in self.lab.nodes if any(p.startswith(n + ":") or f" on {n}" in p
-                                                  for p in problems)}
-        for node in sorted(named):
-            if node in self._charons:
-                lines.append(f"  charon log, {node}:\n" + _indent(self.charon(node).log_tail(8)))
-            if node in self._frrs:
-                lines.append(f"  bgpd log, {node}:\n" + _indent(self.frr(node).log_tail(5)))
+        for node, tunnel in sorted({(p.node, p.tunnel) for p in problems if p.kind == "ike"}):
+            lines.append(f"  charon on {node}, {tunnel}:")
+            lines.append(_indent(self.charon(node).tunnel_log(tunnel)))
+        for node in sorted({p.node for p in problems if p.kind == "bgp"}):
+            lines.append(f"  bgpd on {node}:")
+            lines.append(_indent(self.frr(node).log_tail(5)))
         return "\n".join(lines)
 
     def down(self) -> None:

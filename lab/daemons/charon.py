@@ -14,6 +14,9 @@ from lab.runtime.base import Runtime
 from lab.waits import wait_until
 
 CHARON = "/usr/lib/ipsec/charon"
+FAILURE_WORDS = ("fail", "mismatch", "no proposal", "unacceptable", "no matching", "giving up",
+                 "unable", "error", "invalid", "not found", "no shared key", "no peer config",
+                 "retransmit")
 
 
 def decode(value):
@@ -117,6 +120,14 @@ class Charon:
 
     def log_tail(self, lines: int = 15, grep: str | None = None) -> str:
         return tail(self.log, lines, grep)
+
+    def tunnel_log(self, tunnel: str, lines: int = 8) -> str:
+        """What charon said about one connection, failures first (they explain the rest)."""
+        said = tail(self.log, 400, grep=f"<{tunnel}|").splitlines()
+        if not said:
+            return f"(charon logged nothing for {tunnel}: no IKE packet exchanged)"
+        failures = [line for line in said if any(w in line.lower() for w in FAILURE_WORDS)]
+        return "\n".join((failures or said)[-lines:])
 
 
 def tail(path: Path, lines: int, grep: str | None = None) -> str:

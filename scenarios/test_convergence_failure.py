@@ -1,0 +1,41 @@
+"""A lab that cannot converge says why: the state it was stuck in and the daemons' own words.
+
+Runbook: take the Tray BGP lab, give the customer gateway the wrong PSK for tunnel 2, bring
+it up with a short timeout; expect a ConvergenceTimeout that names tunnel2, quotes charon's
+log about the failed authentication, never shows either key, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lab import deploy, state
+from lab.errors import ConvergenceTimeout
+from lab.pytest_plugin import lab_name, topology_path
+from lab.runtime.netns import lab_namespaces
+from lab.topology import load_lab
+
+RIGHT, WRONG = "vpnlab-demo-key", "customer-typo-key"
+
+
+def test_psk_mismatch_times_out_with_the_reason(tmp_path):
+    topo = yaml.safe_load(topology_path("tray-bgp-ikev2.yaml").read_text())
+    topo["tunnels"]["tunnel2"]["customer"] = {"node": "cgw", "psk": WRONG}
+    path = tmp_path / "psk-mismatch.yaml"
+    path.write_text(yaml.safe_dump(topo))
+    lab = load_lab(path, name=lab_name(path, "-psk"))
+
+    with pytest.raises(ConvergenceTimeout) as failure:
+        deploy.up(lab, timeout=6)
+
+    message = str(failure.value)
+    assert "tunnel2" in message
+    assert "tunnel1:" not in message, "tunnel 1 has the right key and must have come up"
+    # Both gateways' own words: the initiator was refused, the responder saw a bad MAC.
+    assert "charon on cgw, tunnel2" in message and "AUTHENTICATION_FAILED" in message
+    assert "charon on vgw2, tunnel2" in message and "MAC mismatched" in message
+    assert RIGHT not in message and WRONG not in message
+    # Without keep_on_timeout the partial lab is gone.
+    assert lab_namespaces(lab.name) == []
+    assert lab.name not in state.names()

@@ -7,11 +7,10 @@ root, daemons whose command line or config points into that root.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 from lab import state
-from lab.runtime.netns import destroy_namespaces, lab_namespaces
+from lab.runtime.netns import destroy_namespaces, kill, lab_namespaces
 
 
 def stray_daemons(root: Path | None = None) -> list[int]:
@@ -36,11 +35,7 @@ def destroy_all() -> dict[str, list]:
     namespaces = lab_namespaces()
     destroy_namespaces(namespaces)
     killed = stray_daemons()
-    for pid in killed:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill(killed)
     labs = state.names()
     for name in labs:
         state.remove(name)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lab import cleanup, deploy, state
@@ -23,7 +24,8 @@ err = Console(stderr=True)
 
 
 def _fail(exc: VpnlabError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    # The message may quote user input such as "[red]": never let rich read it as markup.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -60,9 +62,10 @@ lab_option = click.option("--lab", "-l", "lab_name", help="lab name (default: th
 def validate(file: Path) -> None:
     """Check a topology file; exit 2 naming the field and the rule it breaks."""
     lab = load_lab(file)
+    tunnels = ", ".join(f"{t.name}: {t.routing}/IKEv{t.provider.ike}"
+                        for t in lab.tunnels.values())
     out.print(f"{file}: ok — lab [bold]{lab.name}[/], profile {lab.profile}, "
-              f"{len(lab.nodes)} nodes, {len(lab.tunnels)} tunnels "
-              f"({', '.join(f'{t.name}: {t.routing}/IKEv{t.provider.ike}' for t in lab.tunnels.values())})")
+              f"{len(lab.nodes)} nodes, {len(lab.tunnels)} tunnels ({tunnels})")
 
 
 @main.command()

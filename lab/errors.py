@@ -25,7 +25,8 @@ class TopologyError(VpnlabError):
     @property
     def message(self) -> str:
         where = f"{self.file}: " if self.file else ""
-        return f"{where}{self.field}: {self.rule}"
+        # Always one line: a key or value quoted with a newline must not split the report.
+        return " ".join(f"{where}{self.field}: {self.rule}".splitlines())
 
     def in_file(self, file: Path | str) -> TopologyError:
         return TopologyError(self.field, self.rule, file)

@@ -7,6 +7,7 @@ ever created in the host's namespace.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,14 +142,16 @@ def namespace_pids(name: str) -> list[int]:
     return [int(p) for p in proc.stdout.split()]
 
 
+def kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def destroy_namespaces(names: list[str]) -> None:
     """Kill every process inside, then delete the namespaces (and with them their links)."""
     for name in names:
-        for pid in namespace_pids(name):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill(namespace_pids(name))
     for name in names:
         try:
             netns.remove(name)

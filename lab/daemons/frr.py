@@ -60,10 +60,9 @@ class Frr:
         if daemon is not None:
             try:
                 text = self.vty(daemon, f"{command} json")
+                return _json(text) if text is not None else {}
             except OSError:
-                text = None  # no such socket (yet), or it closed on us: ask vtysh instead
-            if text is not None:
-                return _json(text)
+                pass  # no such socket (yet), or it closed on us: ask vtysh instead
         proc = self.vtysh(["-c", f"{command} json"], check=False)
         return _json(proc.stdout) if proc.returncode == 0 else {}
 

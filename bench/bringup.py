@@ -1,0 +1,191 @@
+"""Bring-up benchmark: how long each topology takes from ``deploy.up`` to converged.
+
+    .venv/bin/python bench/bringup.py [--runs N] [--json FILE] [topology.yaml ...]
+
+Every run deploys the topology under a lab name of its own, times the whole ``up()`` (it
+returns once the lab has converged) and each phase (from ``up``'s progress callback), then
+tears the lab down before the next run. A failed run is recorded and the bench goes on.
+Nothing is left behind, Ctrl-C included. Needs root, like the lab itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # a plain script: find ``lab`` even without the editable install
+
+from lab import deploy, state  # noqa: E402
+from lab.errors import VpnlabError  # noqa: E402
+from lab.runtime.netns import lab_namespaces  # noqa: E402
+from lab.topology import load_lab  # noqa: E402
+from lab.topology.model import Lab  # noqa: E402
+
+# Column headers for deploy's phase names, in deploy order.
+PHASES = {
+    "create nodes": "create",
+    "wire segments": "wire",
+    "render configs": "render",
+    "configure nodes": "config",
+    "start daemons": "start",
+    "load configs": "load",
+    "wait for convergence": "converge",
+}
+
+
+@dataclass
+class Run:
+    topology: str
+    lab: str
+    run: int
+    ok: bool = False
+    total: float | None = None  # start of up() -> converged, seconds
+    phases: dict[str, float] = field(default_factory=dict)
+    teardown: float | None = None
+    error: str | None = None
+
+
+# Runtimes ---------------------------------------------------------------------------------
+# One entry per runtime the bench can drive: bring ``lab`` up (returning the running lab,
+# whose ``down()`` removes it) and say whether anything of it is left on the host.
+# Docker goes here once the engine has a Docker runtime (deploy.up(..., runtime="docker")).
+Up = Callable[..., deploy.RunningLab]
+
+
+def _netns_up(lab: Lab, progress: deploy.Progress, timeout: float) -> deploy.RunningLab:
+    return deploy.up(lab, progress=progress, timeout=timeout)
+
+
+def _netns_leftover(lab: Lab) -> bool:
+    return bool(lab_namespaces(lab.name)) or lab.name in state.names()
+
+
+RUNTIMES: dict[str, tuple[Up, Callable[[Lab], bool]]] = {
+    "netns": (_netns_up, _netns_leftover),
+}
+
+
+# One run ----------------------------------------------------------------------------------
+def _teardown(lab: Lab, running: deploy.RunningLab | None, leftover: Callable[[Lab], bool]) -> None:
+    """Remove the lab whatever state it is in; a second Ctrl-C must not cut this short."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if running is not None:
+            running.down()
+        elif leftover(lab):  # interrupted inside up(): up() tears down, this makes sure
+            deploy.RunningLab(lab).down()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Run:
+    up, leftover = RUNTIMES[runtime]
+    result = Run(topology=path, lab=lab.name, run=index)
+    running = None
+    t0 = time.monotonic()
+    try:
+        running = up(lab, progress=lambda phase, secs: result.phases.__setitem__(phase, secs),
+                     timeout=timeout)
+        result.total = time.monotonic() - t0
+        result.ok = True
+    except Exception as exc:  # record it and go on with the next run
+        text = str(exc).strip()
+        result.error = (f"{type(exc).__name__}: " if not isinstance(exc, VpnlabError) else "") + \
+            (text.splitlines()[0][:300] if text else "")
+    finally:
+        t1 = time.monotonic()
+        _teardown(lab, running, leftover)
+        result.teardown = time.monotonic() - t1
+    return result
+
+
+# Report -----------------------------------------------------------------------------------
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table(results: list[Run]) -> str:
+    header = ["topology", "ok", "median", "min", "max", "spread", *PHASES.values()]
+    rows = [header]
+    for topo in dict.fromkeys(r.topology for r in results):
+        runs = [r for r in results if r.topology == topo]
+        totals = [r.total for r in runs if r.ok]
+        stats = ([statistics.median(totals), min(totals), max(totals), max(totals) - min(totals)]
+                 if totals else [None] * 4)
+        phases = []
+        for phase in PHASES:
+            times = [r.phases[phase] for r in runs if r.ok and phase in r.phases]
+            phases.append(statistics.median(times) if times else None)
+        rows.append([Path(topo).stem, f"{len(totals)}/{len(runs)}",
+                     *(_fmt(v) for v in stats), *(_fmt(v) for v in phases)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failures = [f"  {Path(r.topology).stem} run {r.run} ({r.lab}): {r.error}"
+                for r in results if not r.ok]
+    return "\n".join(lines + (["failed runs:", *failures] if failures else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("topologies", nargs="*", help="topology files (default: topologies/*.yaml)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per topology (default 5)")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="netns",
+                        help="node runtime (only netns for now)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="convergence timeout per run, seconds (default 30)")
+    parser.add_argument("--prefix", default="bench",
+                        help="lab-name prefix; names are PREFIX-PID-T-R (default 'bench')")
+    parser.add_argument("--json", metavar="FILE", help="write every run's raw timings here")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if os.geteuid() != 0:
+        parser.error("the lab needs root (network namespaces, daemons)")
+    paths = args.topologies or [os.path.relpath(p) for p in sorted((ROOT / "topologies").glob(
+        "*.yaml"))]
+    if not paths:
+        parser.error("no topology files")
+
+    results: list[Run] = []
+    try:
+        for t, path in enumerate(paths):
+            for i in range(args.runs):
+                name = f"{args.prefix}-{os.getpid()}-{t}-{i}"
+                try:
+                    lab = load_lab(path, name=name)
+                except VpnlabError as exc:
+                    parser.error(str(exc))
+                run = one_run(path, lab, i, args.runtime, args.timeout)
+                results.append(run)
+                status = f"{run.total:.2f}s" if run.ok else f"FAILED: {run.error}"
+                print(f"{Path(path).stem} run {i + 1}/{args.runs}: {status}", file=sys.stderr,
+                      flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the runs so far", file=sys.stderr)
+    print(f"bring-up, {args.runtime} runtime, {os.cpu_count()} CPUs, {platform.release()}; "
+          "seconds from up() to converged; phases are medians")
+    print(table(results) if results else "(no run completed)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "runtime": args.runtime, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "runs_per_topology": args.runs, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "results": [asdict(r) for r in results],
+        }, indent=1))
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,7 +102,12 @@ def up(file: Path, name: str | None, timeout: float, keep_on_failure: bool,
         def progress(phase: str, seconds: float) -> None:
             out.print(f"  [green]✓[/] {phase:<22} {seconds:6.2f}s")
             spinner.update(f"after {phase}")
-        running = deploy.up(lab, progress=progress, timeout=timeout,
+
+        def pending(problems: list) -> None:
+            first = escape(str(problems[0])) if problems else "done"
+            spinner.update(f"waiting for convergence: {len(problems)} pending, e.g. {first}")
+
+        running = deploy.up(lab, progress=progress, pending=pending, timeout=timeout,
                             keep_on_timeout=keep_on_failure)
     out.print(f"[bold green]converged[/] in {time.monotonic() - t0:.2f}s")
     _print_status(collect(running))

@@ -24,11 +24,16 @@ from lab.runtime.netns import NetnsRuntime, lab_namespaces
 from lab.topology.model import Lab
 from lab.waits import wait_until
 
-Progress = Callable[[str, float], None]
+Progress = Callable[[str, float], None]  # a phase finished, after so many seconds
+Pending = Callable[[list[Problem]], None]  # what convergence still waits for
 CONVERGE_TIMEOUT = 30.0
 
 
 def _quiet(phase: str, seconds: float) -> None:
+    pass
+
+
+def _ignore(problems: list[Problem]) -> None:
     pass
 
 
@@ -133,8 +138,9 @@ class RunningLab:
         for node in self.lab.nodes.values():
             if node.inside_addresses:
                 self._add_inside_addresses(node.name)
-        for f in self._frrs.values():
-            f.configure(str(self.runtime.node_dir(f.node) / "frr.conf"))
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda f: f.configure(str(self.runtime.node_dir(f.node) / "frr.conf")),
+                          self._frrs.values()))
         # Responders first, so the initiators' first IKE packet finds a loaded config.
         order = sorted(self._charons, key=lambda n: self.lab.nodes[n].site_kind != "provider")
         for node in order:
@@ -150,9 +156,15 @@ class RunningLab:
         for addr in self.lab.nodes[node].inside_addresses:
             self.runtime.add_address(node, dev, addr)
 
-    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT) -> None:
-        wait_until(lambda: convergence_problems(self), lambda p: not p, timeout=timeout,
-                   interval=0.1, what=f"lab {self.name} to converge", explain=self._explain)
+    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT,
+                       pending: Pending = _ignore) -> None:
+        def probe() -> list[Problem]:
+            problems = convergence_problems(self)
+            pending(problems)
+            return problems
+
+        wait_until(probe, lambda p: not p, timeout=timeout, interval=0.05,
+                   what=f"lab {self.name} to converge", explain=self._explain)
         self.meta = state.update_meta(self.name, {"phase": "converged",
                                                   "converged": time.time()})
 
@@ -171,7 +183,8 @@ class RunningLab:
         self.runtime.destroy()
         state.remove(self.name)
 
-    def phases(self, timeout: float) -> list[tuple[str, Callable[[], None]]]:
+    def phases(self, timeout: float,
+               pending: Pending = _ignore) -> list[tuple[str, Callable[[], None]]]:
         """The deploy phases after ``prepare``, in order."""
         return [
             ("create nodes", self.create_nodes),
@@ -180,12 +193,12 @@ class RunningLab:
             ("configure nodes", self.configure_nodes),
             ("start daemons", self.start_daemons),
             ("load configs", self.load_configs),
-            ("wait for convergence", lambda: self.wait_converged(timeout)),
+            ("wait for convergence", lambda: self.wait_converged(timeout, pending)),
         ]
 
 
-def up(lab: Lab, *, progress: Progress = _quiet, timeout: float = CONVERGE_TIMEOUT,
-       keep_on_timeout: bool = False) -> RunningLab:
+def up(lab: Lab, *, progress: Progress = _quiet, pending: Pending = _ignore,
+       timeout: float = CONVERGE_TIMEOUT, keep_on_timeout: bool = False) -> RunningLab:
     """Deploy ``lab`` and wait until it has converged.
 
     Any failure (and Ctrl-C) tears the partial lab down, except a convergence timeout with
@@ -194,7 +207,7 @@ def up(lab: Lab, *, progress: Progress = _quiet, timeout: float = CONVERGE_TIMEO
     running = RunningLab(lab)
     running.prepare()
     try:
-        for phase, run in running.phases(timeout):
+        for phase, run in running.phases(timeout, pending):
             t0 = time.monotonic()
             state.update_meta(lab.name, {"phase": phase})
             run()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +100,36 @@ class Charon:
                                                                                      0)):
                     out[name] = sa
         return out
+
+    @contextmanager
+    def watch(self, kinds: list[str]) -> Iterator[queue.Queue[tuple[str, dict]]]:
+        """Subscribe to vici events (``ike-updown``, ``child-updown``, ``ike-rekey``...);
+        yields a queue of (kind, body) that fills until the block ends.
+
+        Subscribed before it yields, so an action taken inside the block is never missed.
+        """
+        events: queue.Queue[tuple[str, dict]] = queue.Queue()
+        subscribed, stop = threading.Event(), threading.Event()
+
+        def pump() -> None:
+            with self.session() as s:
+                # listen() registers, then yields (None, None) every 0.1 s without events.
+                for kind, body in s.listen(kinds, timeout=0.1):
+                    subscribed.set()
+                    if stop.is_set():
+                        return
+                    if kind is not None:
+                        events.put((kind.decode(), decode(body)))
+
+        thread = threading.Thread(target=pump, name=f"vici-events-{self.node}", daemon=True)
+        thread.start()
+        if not subscribed.wait(5):
+            raise LabError(f"{self.node}: could not subscribe to vici events {kinds}")
+        try:
+            yield events
+        finally:
+            stop.set()
+            thread.join(2)
 
     def initiate(self, child: str, timeout_ms: int = 10000) -> list[str]:
         return self._control("initiate", {"child": child, "timeout": timeout_ms})

@@ -138,9 +138,12 @@ class RunningLab:
         for node in self.lab.nodes.values():
             if node.inside_addresses:
                 self._add_inside_addresses(node.name)
+        # Routers first: their iBGP neighbors are passive, so gateways find them listening.
+        routers = [f for f in self._frrs.values() if self.lab.nodes[f.node].role == "router"]
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda f: f.configure(str(self.runtime.node_dir(f.node) / "frr.conf")),
-                          self._frrs.values()))
+            for group in (routers, [f for f in self._frrs.values() if f not in routers]):
+                list(pool.map(lambda f: f.configure(str(self.runtime.node_dir(f.node) /
+                                                        "frr.conf")), group))
         # Responders first, so the initiators' first IKE packet finds a loaded config.
         order = sorted(self._charons, key=lambda n: self.lab.nodes[n].site_kind != "provider")
         for node in order:

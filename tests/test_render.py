@@ -238,21 +238,35 @@ def test_vpc_router_bgp_peers_with_both_gateways(bgp: Lab) -> None:
     assert not [line for line in lines if line.startswith("ip route")]
 
 
-def test_vpc_router_static_routes_prefer_tunnel1(static_v1: Lab) -> None:
+def test_static_vpc_router_learns_tunnel_routes_over_passive_ibgp(static_v1: Lab) -> None:
+    # Like a VPC route table with propagation: no static routes, iBGP from each gateway.
     lines = frr_lines(static_v1, "vpc-rtr")
-    assert not [line for line in lines if line.startswith("router bgp")]
-    routes = [line for line in lines if line.startswith("ip route")]
-    assert routes == [
-        "ip route 172.16.1.0/24 10.10.0.11 10",
-        "ip route 172.16.2.0/24 10.10.0.11 10",
-        "ip route 172.16.1.0/24 10.10.0.12 11",
-        "ip route 172.16.2.0/24 10.10.0.12 11",
-    ]
+    assert not [line for line in lines if line.startswith("ip route")]
+    assert "router bgp 64512" in lines
+    for gw in ("10.10.0.11", "10.10.0.12"):
+        assert f"neighbor {gw} remote-as 64512" in lines
+        assert f"neighbor {gw} passive" in lines
+        assert f"neighbor {gw} timers 1 3" in lines
 
 
-def test_static_gateways_run_no_frr(static_v1: Lab) -> None:
-    for node in ("vgw1", "vgw2", "cgw"):
-        assert "frr.conf" not in render(static_v1, node), node
+def test_static_gateways_pass_only_tunnel_routes_with_tunnel_order_preference(
+        static_v1: Lab) -> None:
+    for node, pref in (("vgw1", 200), ("vgw2", 190)):
+        lines = frr_lines(static_v1, node)
+        assert [line for line in lines if line.startswith("ip prefix-list TUNNEL-ROUTES")] == [
+            "ip prefix-list TUNNEL-ROUTES seq 5 permit 172.16.1.0/24",
+            "ip prefix-list TUNNEL-ROUTES seq 10 permit 172.16.2.0/24",
+        ]
+        assert f"set local-preference {pref}" in lines
+        af = address_family(lines)
+        assert "redistribute kernel route-map TUNNEL-ROUTES" in af
+        assert f"neighbor 10.10.0.1 route-map PREFER-{pref} out" in af
+        assert "neighbor 10.10.0.1 next-hop-self" in af
+        assert not [line for line in af if line.startswith("network ")]
+
+
+def test_static_customer_gateway_without_router_runs_no_frr(static_v1: Lab) -> None:
+    assert "frr.conf" not in render(static_v1, "cgw")
 
 
 # --- hosts -------------------------------------------------------------------------------

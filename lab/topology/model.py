@@ -36,6 +36,8 @@ class BgpNeighbor(Model):
     keepalive: int = 10
     hold: int = 30
     tunnel: str | None = None
+    local_pref_out: int | None = None
+    passive: bool = False
 
 
 class Bgp(Model):
@@ -43,6 +45,8 @@ class Bgp(Model):
     router_id: IPv4Address
     networks: list[IPv4Network]
     neighbors: list[BgpNeighbor]
+    # Static routing: the routes charon installs for remote selectors, passed on to routers.
+    redistribute_tunnel_routes: list[IPv4Network] = []
 
 
 class Node(Model):

@@ -22,6 +22,9 @@ DEFAULTS = schema.TunnelSettings(
     dpd=schema.Dpd(),
 )
 BGP_KEEPALIVE, BGP_HOLD = schema.BGP_KEEPALIVE, schema.BGP_HOLD
+# Inside a site the lab's iBGP is fast: a dead gateway must not hold traffic for 30 s.
+IBGP_KEEPALIVE, IBGP_HOLD = 1, 3
+INTERNAL_ASN = 64512  # a statically routed site still runs iBGP between gateways and routers
 
 
 def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
@@ -256,16 +259,21 @@ def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, mode
             if gateway is not None:
                 routes.append(model.StaticRoute(to=IPv4Network("0.0.0.0/0"), via=gateway))
             neighbors = [_tunnel_neighbor(t, name) for t in own if t.routing == "bgp"]
+            redistribute: list[IPv4Network] = []
             if raw.role == "router":
-                routes += _router_static(topo, site_name, name, raw, tunnels)
-                neighbors += _router_ibgp(topo, site_name, name, raw, tunnels)
-            elif raw.role == "vpn-gateway" and neighbors:
-                neighbors += _gateway_ibgp(topo, site_name, name, raw)
+                neighbors += _router_ibgp(topo, site_name, raw, tunnels)
+            elif own:
+                ibgp = _gateway_ibgp(topo, site_name, raw, _preference(name, tunnels))
+                neighbors += ibgp
+                if ibgp:
+                    redistribute = [n for t in own if t.routing == "static"
+                                    for n in t.side(name)[1].ts]
             bgp = None
             if neighbors:
-                bgp = model.Bgp(asn=site.asn, router_id=ifaces[0].address.ip,
-                                networks=prefixes[site_name] if raw.role == "vpn-gateway" else [],
-                                neighbors=neighbors)
+                bgp = model.Bgp(asn=site.asn or INTERNAL_ASN, router_id=ifaces[0].address.ip,
+                                networks=prefixes[site_name] if any(
+                                    t.routing == "bgp" for t in own) else [],
+                                neighbors=neighbors, redistribute_tunnel_routes=redistribute)
             nodes[name] = model.Node(
                 name=name, site=site_name, site_kind=kinds[site_name], role=raw.role,
                 interfaces=ifaces, routes=routes, forwarding=raw.role in FORWARDING_ROLES,
@@ -306,32 +314,28 @@ def _site_gateways_beside(topo, site_name, raw) -> Iterable[tuple[str, IPv4Addre
                 break
 
 
-def _router_static(topo, site_name, name, raw, tunnels) -> list[model.StaticRoute]:
-    """Static routing: remote subnets via each gateway, earlier tunnels preferred."""
-    routes = []
-    gateways = dict(_site_gateways_beside(topo, site_name, raw))
-    for i, t in enumerate(tunnels.values()):
-        local, remote = (t.provider, t.customer) if t.provider.node in gateways else \
-            (t.customer, t.provider)
-        if t.routing != "static" or local.node not in gateways:
-            continue
-        routes += [model.StaticRoute(to=net, via=gateways[local.node], distance=10 + i)
-                   for net in remote.ts]
-    return routes
+def _preference(gateway: str, tunnels: dict[str, model.Tunnel]) -> int:
+    """Local preference a gateway gives its routes: earlier tunnels are primary."""
+    order = [i for i, t in enumerate(tunnels.values()) if gateway in (t.provider.node,
+                                                                       t.customer.node)]
+    return 200 - 10 * order[0]
 
 
-def _router_ibgp(topo, site_name, name, raw, tunnels) -> list[model.BgpNeighbor]:
-    bgp_gateways = {t.provider.node for t in tunnels.values() if t.routing == "bgp"} | \
-                   {t.customer.node for t in tunnels.values() if t.routing == "bgp"}
-    asn = topo.sites[site_name].asn
-    return [model.BgpNeighbor(address=addr, remote_as=asn, keepalive=BGP_KEEPALIVE,
-                              hold=BGP_HOLD)
-            for gw, addr in _site_gateways_beside(topo, site_name, raw) if gw in bgp_gateways]
+def _router_ibgp(topo, site_name, raw, tunnels) -> list[model.BgpNeighbor]:
+    """A router peers with every VPN gateway of its site beside it (the VPC route table
+    with route propagation): it learns the remote subnets from whichever tunnel is up."""
+    gateways = {ep.node for t in tunnels.values() for ep in (t.provider, t.customer)}
+    asn = topo.sites[site_name].asn or INTERNAL_ASN
+    # Passive: routers are configured first and wait; gateways connect to a ready listener
+    # instead of hitting a reset and backing off for seconds.
+    return [model.BgpNeighbor(address=addr, remote_as=asn, keepalive=IBGP_KEEPALIVE,
+                              hold=IBGP_HOLD, passive=True)
+            for gw, addr in _site_gateways_beside(topo, site_name, raw) if gw in gateways]
 
 
-def _gateway_ibgp(topo, site_name, name, raw) -> list[model.BgpNeighbor]:
-    """A BGP gateway peers with its site's routers so they learn the remote prefixes."""
-    asn = topo.sites[site_name].asn
+def _gateway_ibgp(topo, site_name, raw, local_pref: int) -> list[model.BgpNeighbor]:
+    """A gateway peers with its site's routers so they learn the remote subnets."""
+    asn = topo.sites[site_name].asn or INTERNAL_ASN
     out = []
     for node in topo.sites[site_name].nodes.values():
         if node.role != "router":
@@ -340,5 +344,6 @@ def _gateway_ibgp(topo, site_name, name, raw) -> list[model.BgpNeighbor]:
         if shared:
             out.append(model.BgpNeighbor(address=node.interfaces[shared[0]], remote_as=asn,
                                          update_source=raw.interfaces[shared[0]],
-                                         next_hop_self=True))
+                                         next_hop_self=True, keepalive=IBGP_KEEPALIVE,
+                                         hold=IBGP_HOLD, local_pref_out=local_pref))
     return out

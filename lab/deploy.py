@@ -17,6 +17,7 @@ from lab import dataplane, state
 from lab.checks import Problem, convergence_problems
 from lab.daemons.charon import Charon
 from lab.daemons.frr import Frr
+from lab.diagnose import diagnose
 from lab.errors import ConvergenceTimeout, LabError
 from lab.render import render_node
 from lab.render.swanctl import connections, secrets
@@ -135,9 +136,6 @@ class RunningLab:
             f.wait_ready()
 
     def load_configs(self) -> None:
-        for node in self.lab.nodes.values():
-            if node.inside_addresses:
-                self._add_inside_addresses(node.name)
         # Routers first: their iBGP neighbors are passive, so gateways find them listening.
         routers = [f for f in self._frrs.values() if self.lab.nodes[f.node].role == "router"]
         with ThreadPoolExecutor(4) as pool:
@@ -147,8 +145,22 @@ class RunningLab:
         # Responders first, so the initiators' first IKE packet finds a loaded config.
         order = sorted(self._charons, key=lambda n: self.lab.nodes[n].site_kind != "provider")
         for node in order:
-            self.charon(node).load(connections(self.lab, node),
-                                   secrets(self.lab, node, reveal=True))
+            self.load_charon(node)
+
+    def load_charon(self, node: str) -> None:
+        """Give a (re)started charon its inside addresses, keys and connections."""
+        if self.lab.nodes[node].inside_addresses:
+            self._add_inside_addresses(node)
+        self.charon(node).load(connections(self.lab, node), secrets(self.lab, node, reveal=True))
+
+    def restart_daemon(self, node: str, daemon: str) -> None:
+        """Start a killed daemon again with the lab's configuration."""
+        if daemon == "charon":
+            self.charon(node).start()
+            self.charon(node).wait_ready()
+            self.load_charon(node)
+        else:
+            self.frr(node).restart(daemon, str(self.runtime.node_dir(node) / "frr.conf"))
 
     def _add_inside_addresses(self, node: str) -> None:
         """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""
@@ -172,8 +184,9 @@ class RunningLab:
                                                   "converged": time.time()})
 
     def _explain(self, problems: list[Problem]) -> str:
-        """The problems, then what each daemon involved logged about them."""
-        lines = [f"  - {p}" for p in problems]
+        """The diagnosed causes, the problems, then what each daemon involved logged."""
+        lines = [f"  cause: {d}" for d in _diagnose(self)]
+        lines += [f"  - {p}" for p in problems]
         for node, tunnel in sorted({(p.node, p.tunnel) for p in problems if p.kind == "ike"}):
             lines.append(f"  charon on {node}, {tunnel}:")
             lines.append(_indent(self.charon(node).tunnel_log(tunnel)))
@@ -225,6 +238,14 @@ def up(lab: Lab, *, progress: Progress = _quiet, pending: Pending = _ignore,
         running.down()
         raise
     return running
+
+
+def _diagnose(running: RunningLab) -> list[object]:
+    # A diagnosis is a bonus on top of the timeout report: it must never replace it.
+    try:
+        return diagnose(running)
+    except Exception as exc:
+        return [f"(diagnosis failed: {exc!r})"]
 
 
 def _indent(text: str) -> str:

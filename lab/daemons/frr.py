@@ -35,8 +35,15 @@ class Frr:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda d: self.runtime.run(self.node, self._argv(d)), DAEMONS[1:]))
 
-    def wait_ready(self, timeout: float = 10) -> None:
-        sockets = [self.dir / f"{d}.vty" for d in DAEMONS]
+    def restart(self, daemon: str, conf_file: str) -> None:
+        """Start one daemon again (after a kill) and give it back its configuration."""
+        (self.dir / f"{daemon}.vty").unlink(missing_ok=True)
+        self.runtime.run(self.node, self._argv(daemon))
+        self.wait_ready(daemons=(daemon,))
+        self.configure(conf_file)
+
+    def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] = DAEMONS) -> None:
+        sockets = [self.dir / f"{d}.vty" for d in daemons]
         wait_until(lambda: [s.name for s in sockets if not s.exists()], lambda missing: not missing,
                    timeout=timeout, interval=0.02, what=f"FRR vty sockets on {self.node}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -22,15 +21,6 @@ PLUGINS_KERNEL = ("random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 pkc
 PLUGINS_USERSPACE = "kernel-libipsec " + PLUGINS_KERNEL
 
 
-@dataclass(frozen=True)
-class Retransmit:
-    """charon's IKE retransmission schedule; it is also how IKEv2 DPD declares a peer dead."""
-
-    timeout: float = 2.0
-    tries: int = 3
-    base: float = 1.5
-
-
 def transit_interfaces(lab: Lab, node: Node) -> list[str]:
     """Interfaces on segments that more than one site uses (the 'internet')."""
     sites_on = {seg: {n.site for n in lab.nodes.values()
@@ -47,7 +37,7 @@ def render_node(lab: Lab, node: Node, node_dir: Path, *, userspace: bool = True,
     if node.charon:
         files["strongswan.conf"] = _env.get_template("strongswan/strongswan.conf.j2").render(
             **ctx, plugins=PLUGINS_USERSPACE if userspace else PLUGINS_KERNEL,
-            retransmit=Retransmit())
+            retransmit=lab.retransmit)
         files["swanctl.conf"] = swanctl_conf(lab, node.name, reveal=reveal_secrets)
     if node.frr:
         files["frr.conf"] = _env.get_template("frr/frr.conf.j2").render(**ctx)

@@ -56,6 +56,8 @@ def connection(tunnel: Tunnel, node: str) -> dict:
         "remote": {"auth": "psk", "id": str(remote.address)},
         "children": children,
     }
+    if "start" in (local.start_action, local.close_action) or local.dpd.action == "restart":
+        conn["keyingtries"] = "0"  # an initiator keeps trying until the peer answers again
     if local.ike == 1:
         conn["aggressive"] = "no"
         conn["dpd_timeout"] = f"{local.dpd.timeout}s"

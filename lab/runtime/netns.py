@@ -26,6 +26,12 @@ NODE_SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "1",
     "net.ipv4.conf.all.rp_filter": "0",
     "net.ipv4.conf.default.rp_filter": "0",
+    # No ICMP redirects: a host told "go via vgw1 directly" keeps using vgw1 after the
+    # router has failed over, as no VPC route table would let it.
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+    "net.ipv4.conf.all.accept_redirects": "0",
+    "net.ipv4.conf.default.accept_redirects": "0",
 }
 
 
@@ -112,6 +118,11 @@ class NetnsRuntime:
             raise LabError(f"{node}: {' '.join(argv)} exited {proc.returncode}: "
                            f"{(proc.stderr or proc.stdout).strip()[:500]}")
         return proc
+
+    def background(self, node: str, argv: list[str]) -> subprocess.Popen[str]:
+        """A command running in the node while we go on; its output is ours to read."""
+        return subprocess.Popen(self._argv(node, argv), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
 
     def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: Path,
               private_run: bool = False) -> None:

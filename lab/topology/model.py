@@ -111,10 +111,21 @@ class Tunnel(Model):
         return self.customer, self.provider
 
 
+class Retransmit(Model):
+    timeout: float = 2.0
+    tries: int = 3
+    base: float = 1.5
+
+    def give_up_after(self) -> float:
+        """Seconds from the first transmission until charon gives up on a request."""
+        return sum(self.timeout * self.base ** n for n in range(self.tries + 1))
+
+
 class Lab(Model):
     name: str
     source: str
     profile: str
+    retransmit: Retransmit = Retransmit()
     segments: dict[str, IPv4Network]
     nodes: dict[str, Node]
     tunnels: dict[str, Tunnel]

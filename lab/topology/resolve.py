@@ -43,6 +43,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
         name=topo.name,
         source=source,
         profile=topo.sites[provider].provider or "generic",
+        retransmit=model.Retransmit(**topo.retransmit.model_dump()),
         segments=dict(topo.segments),
         nodes=nodes,
         tunnels=tunnels,

@@ -208,6 +208,15 @@ class Tunnel(TunnelSettings):
         return v
 
 
+class Retransmit(Strict):
+    """charon's IKE retransmission schedule: timeout * base**n for n = 0..tries. For IKEv2
+    it is also how long DPD takes to declare a silent peer dead."""
+
+    timeout: float = Field(2.0, gt=0, le=60)
+    tries: int = Field(3, ge=0, le=10)
+    base: float = Field(1.5, ge=1, le=4)
+
+
 class Topology(Strict):
     name: Annotated[str, Field(pattern=LAB_NAME)]
     description: str = ""
@@ -218,4 +227,5 @@ class Topology(Strict):
         None, description="settings every tunnel gets unless it sets its own"
     )
     routing: Literal["static", "bgp"] = "static"
+    retransmit: Retransmit = Retransmit()
     tunnels: dict[Name, Tunnel] = {}

@@ -1,0 +1,272 @@
+"""Faults: break a lab on purpose, see when, and undo it.
+
+Every fault acts inside the lab's nodes only (vici, signals, links, nftables tables named
+``vpnlab_fault_<id>``), is recorded with its start time in the lab's state so any
+``vpnlab`` process can list and clear it, and knows how to revert itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from lab import state
+from lab.errors import LabError
+from lab.render.swanctl import connection
+from lab.runtime.netns import kill
+from lab.waits import wait_until
+
+if TYPE_CHECKING:
+    from lab.deploy import RunningLab
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: int
+    kind: str
+    params: dict
+    started: float
+    description: str
+    undo: dict = field(default_factory=dict)
+
+    def age(self, now: float | None = None) -> float:
+        return (now or time.time()) - self.started
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    name: str
+    help: str
+    apply: Callable[..., tuple[str, dict]]  # (running, id, **params) -> (description, undo)
+    revert: Callable[[RunningLab, Fault], None]
+
+
+FAULTS: dict[str, FaultKind] = {}
+
+
+def fault_kind(name: str, help: str, revert: Callable[[RunningLab, Fault], None]):
+    """Register ``apply`` as fault ``name``; names are unique and listed on error."""
+
+    def register(apply: Callable[..., tuple[str, dict]]):
+        if name in FAULTS:
+            raise ValueError(f"fault kind {name!r} registered twice")
+        FAULTS[name] = FaultKind(name, help, apply, revert)
+        return apply
+
+    return register
+
+
+# --- recording -------------------------------------------------------------------------
+
+def active(running: RunningLab) -> list[Fault]:
+    meta = state.load(running.name)[1]
+    return [Fault(**f) for f in meta.get("faults", [])]
+
+
+def _save(running: RunningLab, faults: list[Fault]) -> None:
+    running.meta = state.update_meta(running.name, {"faults": [asdict(f) for f in faults]})
+
+
+def inject(running: RunningLab, kind: str, **params) -> Fault:
+    if kind not in FAULTS:
+        raise LabError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULTS))}")
+    faults = active(running)
+    fault_id = max((f.id for f in faults), default=0) + 1
+    started = time.time()
+    description, undo = FAULTS[kind].apply(running, fault_id, **params)
+    fault = Fault(fault_id, kind, params, started, description, undo)
+    _save(running, [*faults, fault])
+    return fault
+
+
+def clear(running: RunningLab, fault_id: int | None = None) -> list[Fault]:
+    """Revert one fault, or all of them (newest first); return what was reverted."""
+    faults = active(running)
+    chosen = [f for f in faults if fault_id in (None, f.id)]
+    if fault_id is not None and not chosen:
+        raise LabError(f"no active fault {fault_id} in lab {running.name}")
+    for fault in reversed(chosen):
+        FAULTS[fault.kind].revert(running, fault)
+        faults.remove(fault)
+        _save(running, faults)
+    return chosen
+
+
+# --- nftables-based faults ---------------------------------------------------------------
+
+def _table(fault_id: int) -> str:
+    return f"vpnlab_fault_{fault_id}"
+
+
+def _nft_add(running: RunningLab, node: str, fault_id: int, chains: dict[str, list[str]]) -> None:
+    """A table of the fault's own in ``node``: chain name -> [hook line, rules...]."""
+    body = "\n".join(f"  chain {name} {{\n    " + "\n    ".join(lines) + "\n  }"
+                     for name, lines in chains.items())
+    running.runtime.run(node, ["nft", "-f", "-"],
+                        input=f"table inet {_table(fault_id)} {{\n{body}\n}}\n")
+
+
+def _nft_revert(running: RunningLab, fault: Fault) -> None:
+    for node in fault.undo["nodes"]:
+        running.runtime.run(node, ["nft", "delete", "table", "inet", _table(fault.id)],
+                            check=False)
+
+
+PRE = "type filter hook prerouting priority -300; policy accept;"
+OUT = "type filter hook output priority -300; policy accept;"
+POST = "type filter hook postrouting priority 300; policy accept;"
+
+# What "IKE" and "ESP" look like on the wire. ESP in UDP (port 4500, always the case on the
+# userspace data plane) starts with a non-zero SPI where IKE on 4500 starts with four zero
+# bytes (the non-ESP marker, RFC 3948): that is how ESP can be dropped while IKE passes.
+MATCH = {
+    "ike": ["udp dport { 500, 4500 }"],
+    "esp": ["ip protocol esp", "udp dport 4500 @th,64,32 != 0"],
+    "all": [""],
+}
+
+
+def _node_of(running: RunningLab, address: str) -> str:
+    for node in running.lab.nodes.values():
+        if any(str(i.address.ip) == address for i in node.interfaces):
+            return node.name
+    raise LabError(f"no node of lab {running.name} has address {address}")
+
+
+def _address_of(running: RunningLab, ref: str) -> str:
+    """A node name (its transit address) or an address."""
+    node = running.lab.nodes.get(ref)
+    if node is None:
+        return ref
+    for t in running.lab.tunnels_of(ref):
+        return str(t.side(ref)[0].address)
+    return str(node.interfaces[0].address.ip)
+
+
+@fault_kind("block", "drop ike|esp|all between two addresses (or gateways), both ways or one",
+            revert=_nft_revert)
+def _block(running: RunningLab, fault_id: int, a: str, b: str, what: str = "all",
+           both_ways: bool = True) -> tuple[str, dict]:
+    if what not in MATCH:
+        raise LabError(f"block what={what!r}: choose one of {', '.join(MATCH)}")
+    src, dst = _address_of(running, a), _address_of(running, b)
+    node = _node_of(running, src)
+    rules = [f"ip saddr {src} ip daddr {dst} {m} counter drop".replace("  ", " ")
+             for m in MATCH[what]]
+    chains = {"out": [OUT, *rules]}
+    if both_ways:
+        chains["in"] = [PRE, *(f"ip saddr {dst} ip daddr {src} {m} counter drop"
+                               .replace("  ", " ") for m in MATCH[what])]
+    _nft_add(running, node, fault_id, chains)
+    arrow = "<->" if both_ways else "->"
+    return f"{what} dropped {src} {arrow} {dst} (nftables on {node})", {"nodes": [node]}
+
+
+@fault_kind("loss", "drop a random PERCENT of packets through a node's interface",
+            revert=_nft_revert)
+def _loss(running: RunningLab, fault_id: int, node: str, interface: str,
+          percent: int) -> tuple[str, dict]:
+    _check_interface(running, node, interface)
+    if not 0 < int(percent) <= 100:
+        raise LabError(f"loss percent={percent}: must be 1..100")
+    rule = f"numgen random mod 100 < {int(percent)} counter drop"
+    # netem would do this too, but is missing on kernels like this project's CI kernel;
+    # nftables is everywhere, and the same rule also serves as a partition at 100%.
+    _nft_add(running, node, fault_id, {"in": [PRE, f'iifname "{interface}" {rule}'],
+                                      "out": [POST, f'oifname "{interface}" {rule}']})
+    return f"{percent}% random loss on {node}:{interface} (nftables numgen)", {"nodes": [node]}
+
+
+@fault_kind("partition", "cut a node off: every packet on every interface dropped",
+            revert=_nft_revert)
+def _partition(running: RunningLab, fault_id: int, node: str) -> tuple[str, dict]:
+    ifaces = [i.name for i in running.lab.nodes[node].interfaces]
+    names = "{ " + ", ".join(f'"{i}"' for i in ifaces) + " }"
+    _nft_add(running, node, fault_id, {"in": [PRE, f"iifname {names} counter drop"],
+                                      "out": [POST, f"oifname {names} counter drop"]})
+    return f"{node} partitioned ({', '.join(ifaces)})", {"nodes": [node]}
+
+
+def _check_interface(running: RunningLab, node: str, interface: str) -> None:
+    if node not in running.lab.nodes:
+        raise LabError(f"no node {node!r} in lab {running.name}")
+    names = [i.name for i in running.lab.nodes[node].interfaces]
+    if interface not in names:
+        raise LabError(f"{node} has no interface {interface!r}; it has {', '.join(names)}")
+
+
+# --- links ---------------------------------------------------------------------------------
+
+def _link_up(running: RunningLab, fault: Fault) -> None:
+    running.runtime.run(fault.params["node"], ["ip", "link", "set", fault.params["interface"],
+                                               "up"])
+
+
+@fault_kind("link-down", "take a node's interface down", revert=_link_up)
+def _link_down(running: RunningLab, fault_id: int, node: str,
+               interface: str) -> tuple[str, dict]:
+    _check_interface(running, node, interface)
+    running.runtime.run(node, ["ip", "link", "set", interface, "down"])
+    return f"{node}:{interface} down", {}
+
+
+# --- daemons -------------------------------------------------------------------------------
+
+def _restart(running: RunningLab, fault: Fault) -> None:
+    running.restart_daemon(fault.params["node"], fault.params["daemon"])
+
+
+@fault_kind("kill", "SIGKILL a daemon (charon, bgpd, zebra, staticd); clearing restarts it",
+            revert=_restart)
+def _kill(running: RunningLab, fault_id: int, node: str, daemon: str) -> tuple[str, dict]:
+    pids = daemon_pids(running, node, daemon)
+    if not pids:
+        raise LabError(f"no {daemon} running on {node}")
+    kill(pids)
+    wait_until(lambda: daemon_pids(running, node, daemon), lambda p: not p, timeout=5,
+               interval=0.02, what=f"{daemon} on {node} to die")
+    return f"{daemon} on {node} killed (SIGKILL, pid {', '.join(map(str, pids))})", {}
+
+
+def daemon_pids(running: RunningLab, node: str, daemon: str) -> list[int]:
+    out = []
+    for pid in running.runtime.pids(node):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == daemon:
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+# --- SAs -------------------------------------------------------------------------------------
+
+def _initiate(running: RunningLab, fault: Fault) -> None:
+    tunnel = running.lab.tunnels[fault.params["tunnel"]]
+    initiator = tunnel.customer.node
+    for child in connection(tunnel, initiator)["children"]:
+        running.charon(initiator).initiate(child)
+
+
+@fault_kind("terminate", "delete a tunnel's IKE SA (what=ike) or CHILD_SAs (what=child) "
+            "via vici; clearing initiates them again", revert=_initiate)
+def _terminate(running: RunningLab, fault_id: int, tunnel: str, node: str | None = None,
+               what: str = "ike") -> tuple[str, dict]:
+    if tunnel not in running.lab.tunnels:
+        raise LabError(f"no tunnel {tunnel!r}; tunnels: {', '.join(running.lab.tunnels)}")
+    t = running.lab.tunnels[tunnel]
+    node = node or t.provider.node
+    charon = running.charon(node)
+    if what == "ike":
+        charon.terminate(ike=tunnel)
+    elif what == "child":
+        sa = charon.ike_sas().get(tunnel, {})
+        for child in sa.get("child-sas", {}).values():
+            charon.terminate(child=child["name"])
+    else:
+        raise LabError(f"terminate what={what!r}: choose ike or child")
+    return f"{what} SA of {tunnel} terminated on {node}", {}
+

@@ -157,6 +157,9 @@ def _print_status(data: dict) -> None:
                            for d, ok in node["daemons"].items()) or "-"
         n.add_row(node["name"], node["site"], node["role"], " ".join(node["addresses"]), daemons)
     out.print(n)
+    for d in data.get("diagnosis", []):
+        color = "red" if d["severity"] == "error" else "yellow"
+        out.print(f"[{color}]{escape(d['message'])}[/]", highlight=False, soft_wrap=True)
 
 
 def _state(value: str) -> str:

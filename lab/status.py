@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.diagnose import diagnose
 from lab.topology.proposals import keywords
 
 if TYPE_CHECKING:
@@ -66,4 +67,8 @@ def collect(running: RunningLab) -> dict:
              "daemons": daemons_alive(running, n.name)}
             for n in lab.nodes.values()
         ],
+        # Why a tunnel is down (or fragile), one line each, from the daemons' logs and vici.
+        "diagnosis": [{"tunnel": d.tunnel, "cause": d.cause, "severity": d.severity,
+                       "message": d.message, "evidence": list(d.evidence)}
+                      for d in diagnose(running)],
     }

@@ -48,6 +48,8 @@ def _dpd_bound(lab: Lab, t: Tunnel, why: str) -> Bound:
     how = (f"dpd_delay {t.customer.dpd.delay}s + retransmits "
            f"{lab.retransmit.give_up_after():.2f}s" if t.customer.ike == 2 else
            f"dpd_delay {t.customer.dpd.delay}s + dpd_timeout {t.customer.dpd.timeout}s")
+    if t.routing == "bgp" and t.hold > worst:
+        worst, how = t.hold, f"BGP hold {t.hold}s"
     return Bound(worst + MARGIN, f"{why}: {how} + {MARGIN}s margin")
 
 
@@ -55,8 +57,13 @@ def failover_bound(lab: Lab, tunnel: str, fault: str) -> Bound:
     """The longest outage a failure of ``tunnel`` may cause, by the way it fails."""
     t = lab.tunnels[tunnel]
     if fault == "terminate":
-        return Bound(MARGIN, "the SA is deleted with a DELETE both ends receive: "
-                     f"only rerouting, {MARGIN}s")
+        if t.routing == "bgp":
+            # Both ends drop the SA at once, but the BGP route over it stays valid (the
+            # inside /30 is still connected) until the hold timer expires.
+            return Bound(t.hold + MARGIN, f"the SA is deleted at once; BGP over it holds on "
+                         f"for hold {t.hold}s + {MARGIN}s margin")
+        return Bound(MARGIN, "the SA is deleted with a DELETE both ends receive and its "
+                     f"routes go with it: only rerouting, {MARGIN}s")
     if fault in ("kill-charon", "block", "link-down"):
         return _dpd_bound(lab, t, "the peer falls silent, dead peer detection must notice")
     if fault == "black-hole":

@@ -59,5 +59,9 @@ def test_black_hole_ends_with_the_bgp_hold_timer_or_never(tmp_path):
     assert failover_bound(static, "tunnel1", "black-hole").seconds is None
 
 
-def test_terminate_is_bounded_by_rerouting_only(tmp_path):
-    assert failover_bound(_lab(tmp_path), "tunnel2", "terminate").seconds == MARGIN
+def test_terminate_is_rerouting_for_static_and_the_hold_timer_for_bgp(tmp_path):
+    static = _lab(tmp_path, lambda d: d.update(routing="static"))
+    assert failover_bound(static, "tunnel2", "terminate").seconds == MARGIN
+    bgp = _lab(tmp_path)
+    assert failover_bound(bgp, "tunnel2", "terminate").seconds == bgp.tunnels["tunnel2"].hold \
+        + MARGIN

@@ -1,0 +1,68 @@
+"""Tunnel 1 fails; traffic moves to tunnel 2 within what the configured timers allow.
+
+Runbook, for each two-tunnel Tray lab (static and BGP, IKEv1 and IKEv2) and each way of
+failing (SA deleted, endpoint charon killed, IKE+ESP blocked, link down): probe the
+provider host -> customer host every 20 ms, fail tunnel 1, and expect the longest outage
+under the bound derived from DPD/retransmission/BGP timers, with both directions carried
+by tunnel 2 afterwards. Then clear the fault: tunnel 1 re-establishes and, being the
+preferred path, carries the provider's traffic again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.failover import measure, restore
+from lab.traffic import packets, ping
+from lab.waits import wait_until
+
+TWO_TUNNEL_LABS = ["tray-static-ikev1.yaml", "tray-static-ikev2.yaml", "tray-bgp-ikev1.yaml",
+                   "tray-bgp-ikev2.yaml"]
+FAILURES = ["terminate", "kill-charon", "block", "link-down"]
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+@pytest.mark.parametrize("lab", TWO_TUNNEL_LABS, indirect=True)
+def test_tunnel1_fails_over_to_tunnel2(lab, failure):
+    m = measure(lab, "tunnel1", failure)
+    print(f"\n{lab.lab.name} {m.line()}")
+    try:
+        assert m.result.carriers_before["to customer"] == "tunnel1", m.line()
+        assert m.result.longest is None or m.result.longest.recovered, m.line()
+        assert m.bound.holds(m.result.outage), m.line()
+        assert m.result.carriers_after == {"to customer": "tunnel2",
+                                           "to provider": "tunnel2"}, m.line()
+    finally:
+        took = restore(lab)
+    print(f"tunnel1 re-established {took:.2f}s after the fault was cleared")
+    # The preferred tunnel 1 carries the provider's traffic again once the VPC router
+    # has its route back (iBGP, a moment after the SA is up).
+    wait_until(lambda: _tunnel1_delivers(lab), bool, timeout=10, interval=0.1,
+               what="provider traffic back on tunnel1")
+
+
+def _tunnel1_delivers(lab) -> bool:
+    before = packets(lab)[("tunnel1", "cgw")][0]
+    answered = ping(lab, "app", "172.16.1.100", 3).received == 3
+    return answered and packets(lab)[("tunnel1", "cgw")][0] - before >= 3
+
+
+@pytest.mark.parametrize("lab", TWO_TUNNEL_LABS, indirect=True)
+def test_silent_black_hole_lasts_until_a_timer_notices(lab):
+    """ESP from vgw1 to the customer vanishes while IKE still passes: DPD keeps getting
+    answers, so only BGP's hold timer ends the outage; with static routing nothing does."""
+    m = measure(lab, "tunnel1", "black-hole")
+    print(f"\n{lab.lab.name} {m.line()}")
+    try:
+        tunnel = lab.lab.tunnels["tunnel1"]
+        if tunnel.routing == "bgp":
+            assert m.result.longest.recovered, m.line()
+            assert m.result.outage >= tunnel.hold - 0.5, "nothing should notice before hold"
+            assert m.bound.holds(m.result.outage), m.line()
+        else:
+            assert m.bound.seconds is None
+            assert not m.result.longest.recovered, m.line()
+            # It outlived even the DPD bound: DPD never fired.
+            assert m.result.outage > 8, m.line()
+    finally:
+        restore(lab)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lab import cleanup, deploy, state
+from lab import cleanup, deploy, faults, state
 from lab.errors import LabError, VpnlabError
 from lab.render import render_lab
 from lab.status import collect
@@ -157,6 +158,10 @@ def _print_status(data: dict) -> None:
                            for d, ok in node["daemons"].items()) or "-"
         n.add_row(node["name"], node["site"], node["role"], " ".join(node["addresses"]), daemons)
     out.print(n)
+    for f in data.get("faults", []):
+        started = time.strftime("%H:%M:%S", time.localtime(f["started"]))
+        out.print(f"[magenta]fault {f['id']}[/] {f['kind']}: {escape(f['description'])} "
+                  f"(since {started}, {f['age_s']:.0f}s)", highlight=False)
     for d in data.get("diagnosis", []):
         color = "red" if d["severity"] == "error" else "yellow"
         out.print(f"[{color}]{escape(d['message'])}[/]", highlight=False, soft_wrap=True)
@@ -202,6 +207,69 @@ def destroy(all_: bool) -> None:
     removed = cleanup.destroy_all()
     for kind, items in removed.items():
         out.print(f"{kind}: {', '.join(map(str, items)) or 'none'}")
+
+
+@main.group()
+def fault() -> None:
+    """Break a running lab on purpose, list what is broken, undo it."""
+
+
+def _value(text: str) -> object:
+    if text.lower() in ("true", "yes"):
+        return True
+    if text.lower() in ("false", "no"):
+        return False
+    return int(text) if text.isdigit() else text
+
+
+@fault.command(name="add")
+@lab_option
+@click.argument("kind")
+@click.argument("params", nargs=-1)
+def fault_add(lab_name: str | None, kind: str, params: tuple[str, ...]) -> None:
+    """Inject a fault: vpnlab fault add kill node=vgw1 daemon=charon"""
+    args = {}
+    for p in params:
+        key, sep, value = p.partition("=")
+        if not sep:
+            raise LabError(f"fault parameters are key=value, got {p!r}")
+        args[key] = _value(value)
+    running = deploy.RunningLab.attach(_pick_lab(lab_name))
+    try:
+        f = faults.inject(running, kind, **args)
+    except TypeError as exc:  # wrong or missing parameters for this kind
+        raise LabError(f"fault {kind}: {exc}; see 'vpnlab fault kinds'") from None
+    out.print(f"fault {f.id}: {escape(f.description)}", highlight=False)
+
+
+@fault.command(name="clear")
+@lab_option
+@click.argument("fault_id", type=int, required=False)
+def fault_clear(lab_name: str | None, fault_id: int | None) -> None:
+    """Undo one fault (by id) or all of them."""
+    running = deploy.RunningLab.attach(_pick_lab(lab_name))
+    for f in faults.clear(running, fault_id):
+        out.print(f"cleared fault {f.id}: {escape(f.description)}", highlight=False)
+
+
+@fault.command(name="list")
+@lab_option
+def fault_list(lab_name: str | None) -> None:
+    """Active faults, oldest first, with when they started."""
+    running = deploy.RunningLab.attach(_pick_lab(lab_name))
+    for f in faults.active(running):
+        started = time.strftime("%H:%M:%S", time.localtime(f.started))
+        out.print(f"{f.id}  {started}  {f.kind:<10} {escape(f.description)}", highlight=False)
+
+
+@fault.command(name="kinds")
+def fault_kinds() -> None:
+    """The fault kinds and their parameters."""
+    for name, kind in sorted(faults.FAULTS.items()):
+        params = list(inspect.signature(kind.apply).parameters.values())[2:]
+        sig = " ".join(p.name + ("" if p.default is p.empty else f"={p.default}")
+                       for p in params)
+        out.print(f"{name:<10} {sig}\n           {kind.help}", highlight=False)
 
 
 @main.command()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.diagnose import diagnose
+from lab.faults import active
 from lab.topology.proposals import keywords
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ def collect(running: RunningLab) -> dict:
              "provider": _side(running, t, t.provider), "customer": _side(running, t, t.customer)}
             for t in lab.tunnels.values()
         ],
+        "faults": [{"id": f.id, "kind": f.kind, "description": f.description,
+                    "started": f.started, "age_s": round(f.age(), 1)}
+                   for f in active(running)],
         "nodes": [
             {"name": n.name, "site": n.site, "role": n.role,
              "addresses": [str(i.address) for i in n.interfaces],

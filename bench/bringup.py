@@ -22,14 +22,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # a plain script: find ``lab`` even without the editable install
+from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
-from lab import deploy, state  # noqa: E402
-from lab.errors import VpnlabError  # noqa: E402
-from lab.runtime.netns import lab_namespaces  # noqa: E402
-from lab.topology import load_lab  # noqa: E402
-from lab.topology.model import Lab  # noqa: E402
+from lab import deploy, state
+from lab.errors import VpnlabError
+from lab.runtime.netns import lab_namespaces
+from lab.topology import load_lab
+from lab.topology.model import Lab
 
 # Column headers for deploy's phase names, in deploy order.
 PHASES = {
@@ -110,10 +109,6 @@ def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Ru
 
 
 # Report -----------------------------------------------------------------------------------
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def table(results: list[Run]) -> str:
     header = ["topology", "ok", "median", "min", "max", "spread", *PHASES.values()]
     rows = [header]
@@ -127,15 +122,10 @@ def table(results: list[Run]) -> str:
             times = [r.phases[phase] for r in runs if r.ok and phase in r.phases]
             phases.append(statistics.median(times) if times else None)
         rows.append([Path(topo).stem, f"{len(totals)}/{len(runs)}",
-                     *(_fmt(v) for v in stats), *(_fmt(v) for v in phases)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+                     *(fmt(v) for v in stats), *(fmt(v) for v in phases)])
     failures = [f"  {Path(r.topology).stem} run {r.run} ({r.lab}): {r.error}"
                 for r in results if not r.ok]
-    return "\n".join(lines + (["failed runs:", *failures] if failures else []))
+    return "\n".join([format_table(rows), *(["failed runs:", *failures] if failures else [])])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,26 @@ def destroy_all() -> dict[str, list]:
     destroy_namespaces(namespaces)
     killed = stray_daemons()
     kill(killed)
+    docker = _docker_leftovers()
     labs = state.names()
     for name in labs:
         state.remove(name)
-    return {"namespaces": namespaces, "processes": killed, "state": labs}
+    return {"namespaces": namespaces, "processes": killed, **docker, "state": labs}
+
+
+def destroy_lab(name: str) -> None:
+    """One lab's leftovers, by name alone, whichever runtime made them."""
+    destroy_namespaces(lab_namespaces(name))
+    _docker_leftovers(name)
+    state.remove(name)
+
+
+def _docker_leftovers(lab: str | None = None) -> dict[str, list[str]]:
+    """Containers and networks labelled vpnlab=1 (of one lab, or all), when Docker answers."""
+    from lab import images
+    from lab.runtime.docker import LABEL, destroy_labelled
+
+    if not images.daemon_available():
+        return {}
+    return destroy_labelled(images.client(), {LABEL: "1", **({f"{LABEL}.lab": lab} if lab
+                                                              else {})})

@@ -16,6 +16,7 @@ from rich.table import Table
 from lab import cleanup, deploy, faults, state
 from lab.errors import LabError, VpnlabError
 from lab.render import render_lab
+from lab.runtime import choose as choose_runtime
 from lab.status import collect
 from lab.topology import json_schema, load_lab
 
@@ -90,14 +91,15 @@ def render(file: Path, output: Path, reveal_secrets: bool) -> None:
               help="seconds to wait for convergence")
 @click.option("--keep-on-failure/--no-keep-on-failure", default=True, show_default=True,
               help="leave a lab that did not converge up for inspection")
-@click.option("--runtime", type=click.Choice(["auto", "netns"]), default="auto",
-              show_default=True, help="node runtime (docker: not yet)")
+@click.option("--runtime", type=click.Choice(["auto", "netns", "docker"]), default=None,
+              help="node runtime (default: the topology's runtime:, else auto = Docker when "
+                   "an engine answers, else network namespaces)")
 def up(file: Path, name: str | None, timeout: float, keep_on_failure: bool,
-       runtime: str) -> None:
+       runtime: str | None) -> None:
     """Bring a lab up and wait until every tunnel and BGP session has converged."""
     lab = load_lab(file, name=name)
-    out.print(f"bringing up lab [bold]{lab.name}[/] from {file} on the netns runtime"
-              + (" (auto: network namespaces, no Docker runtime yet)" if runtime == "auto" else ""))
+    kind, why = choose_runtime(runtime or lab.runtime)
+    out.print(f"bringing up lab [bold]{lab.name}[/] from {file} on the {kind} runtime ({why})")
     t0 = time.monotonic()
     with out.status("create nodes") as spinner:
         def progress(phase: str, seconds: float) -> None:
@@ -109,7 +111,7 @@ def up(file: Path, name: str | None, timeout: float, keep_on_failure: bool,
             spinner.update(f"waiting for convergence: {len(problems)} pending, e.g. {first}")
 
         running = deploy.up(lab, progress=progress, pending=pending, timeout=timeout,
-                            keep_on_timeout=keep_on_failure)
+                            keep_on_timeout=keep_on_failure, runtime=kind)
     out.print(f"[bold green]converged[/] in {time.monotonic() - t0:.2f}s")
     _print_status(collect(running))
 
@@ -193,9 +195,8 @@ def down(name: str | None) -> None:
     try:
         deploy.RunningLab.attach(name).down()
     except LabError:
-        # No readable state (e.g. killed mid-prepare): remove by name alone.
-        deploy.NetnsRuntime(name).destroy()
-        state.remove(name)
+        # No readable state (e.g. killed mid-prepare): remove by name, in every runtime.
+        cleanup.destroy_lab(name)
     out.print(f"lab {name} is down")
 
 
@@ -276,6 +277,51 @@ def fault_kinds() -> None:
 def schema() -> None:
     """Print the topology JSON Schema (for editors)."""
     click.echo(json_schema())
+
+
+@main.group()
+def image() -> None:
+    """Docker images for lab nodes (strongSwan + FRR per Debian release)."""
+
+
+@image.command(name="build")
+@click.option("--release", type=click.Choice(["bookworm", "trixie", "all"]), default="bookworm",
+              show_default=True, help="Debian release of the image (all: every release)")
+@click.option("--base", type=click.Choice(["auto", "official", "debootstrap"]), default="auto",
+              show_default=True,
+              help="base image: debian:<release>-slim from a registry, or built offline")
+def image_build(release: str, base: str) -> None:
+    """Build the node image(s); an image whose inputs are unchanged is not rebuilt."""
+    from lab import images
+
+    releases = list(images.RELEASES) if release == "all" else [release]
+    for rel in releases:
+        t0 = time.monotonic()
+        with out.status(f"{rel}: starting") as spinner:
+            def progress(text: str, transient: bool = False, rel: str = rel) -> None:
+                if transient:
+                    spinner.update(f"{rel}: {escape(text[:110])}")
+                else:
+                    out.print(f"  {rel}: {escape(text)}", highlight=False, soft_wrap=True)
+
+            tag = images.build(rel, progress, base=base)
+        out.print(f"[green]✓[/] {rel}: {tag} in {time.monotonic() - t0:.1f}s")
+
+
+@image.command(name="list")
+def image_list() -> None:
+    """vpnlab's images (label vpnlab=1) with their strongSwan and FRR versions."""
+    from lab import images
+
+    t = Table(title="vpnlab images", title_justify="left")
+    for col in ("release", "kind", "tags", "size", "strongSwan", "FRR", "from"):
+        t.add_column(col, no_wrap=col == "tags")
+    for row in images.list_images():
+        v = row["versions"]
+        t.add_row(row["release"], row["kind"], "\n".join(row["tags"]) or row["id"],
+                  f"{row['size_mb']:.0f} MB", v.get("strongswan-charon", "-"),
+                  v.get("frr", "-"), row["base"])
+    out.print(t)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from lab.diagnose import diagnose
 from lab.errors import ConvergenceTimeout, LabError
 from lab.render import render_node
 from lab.render.swanctl import connections, secrets
-from lab.runtime.netns import NetnsRuntime, lab_namespaces
+from lab.runtime import make as make_runtime
+from lab.runtime.netns import lab_namespaces
 from lab.topology.model import Lab
 from lab.waits import wait_until
 
@@ -41,15 +42,19 @@ def _ignore(problems: list[Problem]) -> None:
 class RunningLab:
     """A lab whose nodes exist: the handle scenarios, checks and the CLI work through."""
 
-    def __init__(self, lab: Lab, meta: dict | None = None) -> None:
+    def __init__(self, lab: Lab, meta: dict | None = None, runtime: str = "netns") -> None:
         self.lab = lab
         self.meta = meta or {}
-        self.runtime = NetnsRuntime(lab.name)
+        self.runtime = make_runtime(self.meta.get("runtime", runtime), lab.name)
 
     @classmethod
     def attach(cls, name: str) -> RunningLab:
         lab, meta = state.load(name)
         return cls(lab, meta)
+
+    @property
+    def runtime_kind(self) -> str:
+        return self.runtime.kind
 
     @property
     def name(self) -> str:
@@ -93,14 +98,19 @@ class RunningLab:
         state.save(self.lab, self.meta)
 
     def create_nodes(self) -> None:
-        for node in self.lab.nodes:
-            self.runtime.create_node(node)
+        # Containers take a moment each to start; namespaces are quick either way.
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: self.runtime.create_node(
+                n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"}),
+                self.lab.nodes.values()))
 
     def wire_segments(self) -> None:
         used = {i.segment for n in self.lab.nodes.values() for i in n.interfaces}
-        for seg in self.lab.segments:
+        for seg, subnet in self.lab.segments.items():
             if seg in used:
-                self.runtime.create_segment(seg)
+                taken = {i.address.ip for n in self.lab.nodes.values() for i in n.interfaces
+                         if i.segment == seg}
+                self.runtime.create_segment(seg, subnet, taken)
         for node in self.lab.nodes.values():
             for iface in node.interfaces:
                 self.runtime.attach(node.name, iface.segment, iface.name, iface.address)
@@ -111,16 +121,14 @@ class RunningLab:
         self.meta = state.update_meta(self.name, {"dataplane": plane})
         for node in self.lab.nodes.values():
             d = self.runtime.node_dir(node.name)
-            for fname, text in render_node(self.lab, node, d,
+            for fname, text in render_node(self.lab, node, d, vici=self.runtime.vici_uri(node.name),
                                            userspace=plane == dataplane.USERSPACE).items():
-                (d / fname).write_text(text)
+                self.runtime.write_file(node.name, d / fname, text)
 
     def configure_nodes(self) -> None:
         for node in self.lab.nodes.values():
             d = self.runtime.node_dir(node.name)
             self.runtime.run(node.name, ["nft", "-f", str(d / "nftables.nft")])
-            if node.forwarding:
-                self.runtime.sysctl(node.name, {"net.ipv4.ip_forward": "1"})
             if not node.frr:
                 for r in node.routes:
                     self.runtime.add_route(node.name, r.to, str(r.via))
@@ -179,7 +187,8 @@ class RunningLab:
             return problems
 
         wait_until(probe, lambda p: not p, timeout=timeout, interval=0.05,
-                   what=f"lab {self.name} to converge", explain=self._explain)
+                   what=f"lab {self.name} to converge", explain=self._explain,
+                   error=ConvergenceTimeout)
         self.meta = state.update_meta(self.name, {"phase": "converged",
                                                   "converged": time.time()})
 
@@ -214,13 +223,14 @@ class RunningLab:
 
 
 def up(lab: Lab, *, progress: Progress = _quiet, pending: Pending = _ignore,
-       timeout: float = CONVERGE_TIMEOUT, keep_on_timeout: bool = False) -> RunningLab:
+       timeout: float = CONVERGE_TIMEOUT, keep_on_timeout: bool = False,
+       runtime: str = "netns") -> RunningLab:
     """Deploy ``lab`` and wait until it has converged.
 
     Any failure (and Ctrl-C) tears the partial lab down, except a convergence timeout with
     ``keep_on_timeout``: then the lab stays for inspection and the error says so.
     """
-    running = RunningLab(lab)
+    running = RunningLab(lab, runtime=runtime)
     running.prepare()
     try:
         for phase, run in running.phases(timeout, pending):

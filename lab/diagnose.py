@@ -60,6 +60,9 @@ class TunnelEvidence:
     lines: dict[str, list[LogLine]] = field(default_factory=dict)
     conns: dict[str, dict] = field(default_factory=dict)
     up: bool = False
+    # node -> the address its peer must send to, when that is not its own (it is behind a
+    # NAT): from the resolved lab, as vici's local_addrs only holds the node's own address.
+    public: dict[str, str] = field(default_factory=dict)
 
     def who(self, node: str) -> str:
         return f"{'provider' if node == self.provider else 'customer'} {node}"
@@ -237,7 +240,11 @@ def _unanswered(t: TunnelEvidence) -> tuple[LogLine, str, list[str]] | None:
     sent = [m[1] for ln in sa if (m := _SENT_TO.search(ln.msg))]
     if not sent or any(_RECEIVED_FROM.search(ln.msg) for ln in sa):
         return None
-    return retry, sent[-1], (t.conns.get(t.peer(retry.node)) or {}).get("local_addrs", [])
+    peer = t.peer(retry.node)
+    listens = list((t.conns.get(peer) or {}).get("local_addrs", []))
+    if listens and t.public.get(peer) and t.public[peer] not in listens:
+        listens.append(t.public[peer])  # its NAT's address reaches it too
+    return retry, sent[-1], listens
 
 
 @cause("wrong-peer-address")
@@ -250,7 +257,8 @@ def wrong_peer_address(t: TunnelEvidence) -> Finding | None:
     sent = t.find(rf"sending packet: .* to {re.escape(address)}\[", retry.node)
     return (f"wrong peer address: {t.who(retry.node)} sends IKE to {address}, which never "
             f"answers; {t.who(peer)} is at {', '.join(listens)}",
-            [sent or retry, retry, t.vici(peer, "local_addrs", ",".join(listens))])
+            [sent or retry, retry, t.vici(peer, "local_addrs",
+                                          ",".join(t.conns[peer].get("local_addrs", [])))])
 
 
 @cause("peer-not-answering")
@@ -319,12 +327,15 @@ def evidence(running: RunningLab) -> list[TunnelEvidence]:
     logs = {}
     for n in nodes:
         try:
-            logs[n] = parse_log(n, running.charon(n).log.read_text(errors="replace"))
+            logs[n] = parse_log(n, running.charon(n).log_text())
         except FileNotFoundError:
             logs[n] = []
     out = []
     for t in running.lab.tunnels.values():
-        ev = TunnelEvidence(t.name, t.provider.node, t.customer.node, up=t.name not in down)
+        ev = TunnelEvidence(t.name, t.provider.node, t.customer.node, up=t.name not in down,
+                            public={ep.node: str(ep.public_address)
+                                    for ep in (t.provider, t.customer)
+                                    if ep.public_address != ep.address})
         for n in (t.provider.node, t.customer.node):
             ev.conns[n] = conns[n].get(t.name, {})
             ev.lines[n] = tunnel_lines(logs[n], t.name, ev.conns[n])

@@ -36,5 +36,10 @@ class LabError(VpnlabError):
     """Bringing up, driving or tearing down a lab failed."""
 
 
-class ConvergenceTimeout(LabError):
-    """A wait gave up; the message carries the last state seen and log lines."""
+class WaitTimeout(LabError):
+    """A wait gave up; the message carries the last state seen."""
+
+
+class ConvergenceTimeout(WaitTimeout):
+    """The lab did not converge in time; the message carries what was missing and the
+    daemons' log lines about it."""

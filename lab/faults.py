@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from lab import state
 from lab.errors import LabError
 from lab.render.swanctl import connection
-from lab.runtime.netns import kill
 from lab.waits import wait_until
 
 if TYPE_CHECKING:
@@ -135,13 +134,14 @@ def _node_of(running: RunningLab, address: str) -> str:
     raise LabError(f"no node of lab {running.name} has address {address}")
 
 
-def _address_of(running: RunningLab, ref: str) -> str:
-    """A node name (its transit address) or an address."""
+def _address_of(running: RunningLab, ref: str, *, seen_from_peer: bool = False) -> str:
+    """A node name (its transit address; as its peer sees it, behind NAT) or an address."""
     node = running.lab.nodes.get(ref)
     if node is None:
         return ref
     for t in running.lab.tunnels_of(ref):
-        return str(t.side(ref)[0].address)
+        own = t.side(ref)[0]
+        return str(own.public_address if seen_from_peer else own.address)
     return str(node.interfaces[0].address.ip)
 
 
@@ -151,7 +151,8 @@ def _block(running: RunningLab, fault_id: int, a: str, b: str, what: str = "all"
            both_ways: bool = True) -> tuple[str, dict]:
     if what not in MATCH:
         raise LabError(f"block what={what!r}: choose one of {', '.join(MATCH)}")
-    src, dst = _address_of(running, a), _address_of(running, b)
+    # The rule sits on a's node: a's own address, and b as it appears there (after NAT).
+    src, dst = _address_of(running, a), _address_of(running, b, seen_from_peer=True)
     node = _node_of(running, src)
     rules = [f"ip saddr {src} ip daddr {dst} {m} counter drop".replace("  ", " ")
              for m in MATCH[what]]
@@ -224,22 +225,14 @@ def _kill(running: RunningLab, fault_id: int, node: str, daemon: str) -> tuple[s
     pids = daemon_pids(running, node, daemon)
     if not pids:
         raise LabError(f"no {daemon} running on {node}")
-    kill(pids)
+    running.runtime.kill(node, pids)
     wait_until(lambda: daemon_pids(running, node, daemon), lambda p: not p, timeout=5,
                interval=0.02, what=f"{daemon} on {node} to die")
     return f"{daemon} on {node} killed (SIGKILL, pid {', '.join(map(str, pids))})", {}
 
 
 def daemon_pids(running: RunningLab, node: str, daemon: str) -> list[int]:
-    out = []
-    for pid in running.runtime.pids(node):
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == daemon:
-                    out.append(pid)
-        except OSError:
-            continue
-    return out
+    return [pid for pid, comm in running.runtime.processes(node).items() if comm == daemon]
 
 
 # --- SAs -------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.diagnose import diagnose
@@ -39,12 +38,7 @@ def daemons_alive(running: RunningLab, node: str) -> dict[str, bool]:
     lab_node = running.lab.nodes[node]
     wanted = (["charon"] if lab_node.charon else []) + \
         (["zebra", "staticd", "bgpd"] if lab_node.frr else [])
-    seen = set()
-    for pid in running.runtime.pids(node):
-        try:
-            seen.add(Path(f"/proc/{pid}/comm").read_text().strip())
-        except OSError:
-            continue
+    seen = set(running.runtime.processes(node).values())
     return {d: d in seen for d in wanted}
 
 

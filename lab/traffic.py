@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -56,3 +57,29 @@ def packets(running: RunningLab) -> dict[tuple[str, str], tuple[int, int]]:
             out[(t.name, ep.node)] = (sum(int(c.get("packets-in", 0)) for c in children),
                                       sum(int(c.get("packets-out", 0)) for c in children))
     return out
+
+
+COUNT_TABLE = "vpnlab_count"  # the counters' own table: the lab's tables stay untouched
+
+
+def count(running: RunningLab, node: str, rules: dict[str, str],
+          hook: str = "prerouting") -> None:
+    """Count packets inside ``node``: counter name -> nftables match (``ip saddr 10.0.0.0/8``),
+    at ``hook`` before conntrack and NAT (priority raw), so addresses are as they arrived.
+    Read them with ``counted``; a name is used once per node."""
+    script = [f"table ip {COUNT_TABLE} {{",
+              # Prefixed: a name like "icmp" is an nftables keyword.
+              *(f"    counter n_{name} {{ }}" for name in rules),
+              f"    chain {hook} {{",
+              f"        type filter hook {hook} priority raw; policy accept;",
+              *(f'        {match} counter name "n_{name}"' for name, match in rules.items()),
+              "    }", "}"]
+    running.runtime.run(node, ["nft", "-f", "-"], input="\n".join(script) + "\n")
+
+
+def counted(running: RunningLab, node: str) -> dict[str, int]:
+    """Packets per counter that ``count`` set up in ``node``."""
+    proc = running.runtime.run(node, ["nft", "-j", "list", "counters", "table", "ip",
+                                      COUNT_TABLE])
+    return {o["counter"]["name"].removeprefix("n_"): int(o["counter"]["packets"])
+            for o in json.loads(proc.stdout)["nftables"] if "counter" in o}

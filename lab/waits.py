@@ -6,17 +6,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lab.errors import ConvergenceTimeout
+from lab.errors import WaitTimeout
 
 T = TypeVar("T")
 
 
 def wait_until(probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
                interval: float = 0.1, what: str = "condition",
-               explain: Callable[[T], str] = repr) -> T:
+               explain: Callable[[T], str] = repr,
+               error: type[WaitTimeout] = WaitTimeout) -> T:
     """Call ``probe`` until ``done(value)``; return that value.
 
-    On timeout raise ConvergenceTimeout carrying the last value seen (``explain`` turns it
+    On timeout raise ``error`` (a WaitTimeout) carrying the last value seen (``explain`` turns it
     into text), so the failure says what state things were stuck in.
     """
     deadline = time.monotonic() + timeout
@@ -25,6 +26,6 @@ def wait_until(probe: Callable[[], T], done: Callable[[T], bool], *, timeout: fl
         if done(value):
             return value
         if time.monotonic() >= deadline:
-            raise ConvergenceTimeout(f"timed out after {timeout:g}s waiting for {what}; "
+            raise error(f"timed out after {timeout:g}s waiting for {what}; "
                                      f"last seen:\n{explain(value)}")
         time.sleep(interval)

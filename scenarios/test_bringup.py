@@ -14,7 +14,7 @@ from lab.status import collect
 from lab.traffic import hosts_behind, packets, ping
 
 SHIPPED = ["tray-static-ikev1.yaml", "tray-static-ikev2.yaml", "tray-bgp-ikev1.yaml",
-           "tray-bgp-ikev2.yaml", "thredd-static.yaml"]
+           "tray-bgp-ikev2.yaml", "thredd-static.yaml", "tray-bgp-nat.yaml", "tray-natt.yaml"]
 COUNT = 5
 IN, OUT = 0, 1
 

@@ -10,7 +10,7 @@ import sys
 
 from lab import state
 from lab.cleanup import stray_daemons
-from lab.errors import ConvergenceTimeout
+from lab.errors import WaitTimeout
 from lab.pytest_plugin import lab_name, topology_path
 from lab.runtime.netns import lab_namespaces, namespace_pids
 from lab.waits import wait_until
@@ -34,7 +34,7 @@ def test_sigkill_during_up_then_destroy_all_leaves_nothing():
         # Kill it once daemons are running but before it could finish.
         wait_until(lambda: _daemons_in(name) or harness.poll() is not None, bool, timeout=20,
                    interval=0.02, what="daemons of the lab being brought up")
-    except ConvergenceTimeout:
+    except WaitTimeout:
         harness.kill()
         raise
     assert harness.poll() is None, f"vpnlab up ended by itself: {harness.stdout.read()}"

@@ -39,6 +39,48 @@ install_python() {
   fi
 }
 
+DOCKER_PACKAGES=(docker.io debootstrap)
+DOCKERD_LOG=/var/log/vpnlab-dockerd.log
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+ensure_docker() {
+  # The Docker runtime's node images. Optional: whatever fails here is reported and setup goes
+  # on, since the netns runtime needs none of it. dockerd is started here, before pytest, never
+  # during it: it changes the host namespace (ip_forward=1, FORWARD policy DROP, docker0,
+  # MASQUERADE), which the scenario suite's guard compares before and after. VPNLAB_DOCKER=0 skips.
+  [ "${VPNLAB_DOCKER:-1}" = 0 ] && { echo "setup: VPNLAB_DOCKER=0: no Docker"; return 0; }
+  local missing=() p i
+  for p in "${DOCKER_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]} (Docker runtime)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+             --no-install-recommends "${missing[@]}" >/dev/null; }; then
+      echo "setup: could not install ${missing[*]}: no Docker runtime (netns is unaffected)" >&2
+      return 0
+    fi
+  fi
+  if ! docker_answers; then
+    if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+      echo "setup: no dockerd or docker client: no Docker runtime (netns is unaffected)" >&2
+      return 0
+    fi
+    # No systemd here: start the daemon by hand, detached, and wait for it (bounded).
+    echo "setup: starting dockerd (log: $DOCKERD_LOG)"
+    setsid dockerd </dev/null >>"$DOCKERD_LOG" 2>&1 &
+    for ((i = 0; i < 60; i++)); do docker_answers && break; sleep 0.5; done
+    if ! docker_answers; then
+      echo "setup: dockerd did not answer within 30 s (see $DOCKERD_LOG): no Docker runtime" >&2
+      return 0
+    fi
+  fi
+  # Fast when the images exist: their tags are derived from their inputs.
+  vpnlab image build --release all ||
+    echo "setup: building the node images failed (above); Docker tests will say so" >&2
+}
+
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (labs create network namespaces)" >&2; exit 1; }
 install_packages
 install_python
@@ -60,6 +102,7 @@ case "${1:-demo}" in
     ;;
   test)
     shift || true
+    ensure_docker
     exec pytest -q "$@"
     ;;
   *)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lab.errors import ConvergenceTimeout, LabError
+from lab.errors import ConvergenceTimeout, LabError, WaitTimeout
 from lab.waits import wait_until
 
 
@@ -38,7 +38,7 @@ def test_timeout_raises_with_last_seen_state() -> None:
         return seen[-1]
 
     start = time.monotonic()
-    with pytest.raises(ConvergenceTimeout) as info:
+    with pytest.raises(WaitTimeout) as info:
         wait_until(probe, lambda s: s["state"] == "ESTABLISHED", timeout=0.2, interval=0.01,
                    what="tunnel1 ESTABLISHED",
                    explain=lambda s: f"tunnel1 is {s['state']} (attempt {s['attempt']})")
@@ -54,7 +54,15 @@ def test_timeout_raises_with_last_seen_state() -> None:
 
 
 def test_timeout_default_explain_is_repr() -> None:
-    with pytest.raises(ConvergenceTimeout) as info:
+    with pytest.raises(WaitTimeout) as info:
         wait_until(lambda: {"bgp": "Active"}, lambda s: False, timeout=0.2, interval=0.05)
     assert "{'bgp': 'Active'}" in str(info.value)
     assert "waiting for condition" in str(info.value)
+
+
+def test_wait_until_raises_the_error_type_asked_for():
+    # Only convergence waits raise ConvergenceTimeout (which `up` may keep a lab for);
+    # a daemon that never starts is a plain WaitTimeout.
+    with pytest.raises(ConvergenceTimeout):
+        wait_until(lambda: 0, bool, timeout=0.05, error=ConvergenceTimeout)
+    assert issubclass(ConvergenceTimeout, WaitTimeout)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import queue
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import vici
 
@@ -37,11 +35,9 @@ class Charon:
         self.runtime = runtime
         self.node = node
         self.dir = runtime.node_dir(node)
-        self.socket_path = self.dir / "charon.vici"
         self.log = self.dir / "charon.log"
 
     def start(self) -> None:
-        self.socket_path.unlink(missing_ok=True)
         self.runtime.spawn(self.node, [CHARON], env={"STRONGSWAN_CONF": str(self.dir /
                                                                               "strongswan.conf")},
                            log=self.dir / "charon.stdout", private_run=True)
@@ -52,21 +48,27 @@ class Charon:
                    explain=lambda _: self.log_tail())
 
     def _answers(self) -> bool:
-        if not self.socket_path.exists():
-            return False
+        # Docker's port proxy accepts at once and hangs up while charon is not listening
+        # yet: any failure, not only a refused connection, means "not ready".
         try:
-            with self.session() as s:
-                s.version()
-            return True
+            sock = self.runtime.vici_socket(self.node)
         except OSError:
             return False
+        try:
+            sock.settimeout(1)
+            vici.Session(sock=sock).version()
+            return True
+        except Exception:
+            return False
+        finally:
+            sock.close()
 
     @contextmanager
     def session(self) -> Iterator[vici.Session]:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10)
+        # vici speaks over any stream socket: a Unix socket in the node's directory (netns)
+        # or TCP to a port the container publishes (Docker).
+        sock = self.runtime.vici_socket(self.node)
         try:
-            sock.connect(str(self.socket_path))
             yield vici.Session(sock=sock)
         finally:
             sock.close()
@@ -138,6 +140,37 @@ class Charon:
         args = {"ike": ike} if ike else {"child": child}
         return self._control("terminate", {**args, "timeout": -1})
 
+    def rekey(self, ike: str | None = None, child: str | None = None, *,
+              ike_id: int | None = None, child_id: int | None = None,
+              reauth: bool = False) -> int:
+        """Have charon rekey IKE_SAs or CHILD_SAs; returns how many SAs matched.
+
+        The selectors are vici's own, with its matching rules (strongSwan 5.9.8,
+        vici_control.c): with ``child`` and/or ``child_id`` the CHILD_SAs matching all of
+        the given selectors (``ike``/``ike_id`` narrowing the IKE_SAs) are rekeyed;
+        otherwise every IKE_SA named ``ike`` *or* with uniqueid ``ike_id``. So rekey one
+        IKE_SA by ``ike_id`` alone: with the name too, an IKEv1 tunnel's leftover ISAKMP
+        SA from an earlier reauthentication would be reauthenticated as well.
+
+        Unlike initiate/terminate, vici's ``rekey`` is a plain request (the vici package's
+        ``Session.rekey`` is ``request``, not ``streamed_request``): charon queues a rekey
+        job per matching SA and answers at once with ``matches``. Whether a rekey completes
+        is seen afterwards, from ``ike-rekey``/``child-rekey`` events or new SPIs in list-sas.
+        """
+        args = {k: str(v) for k, v in (("ike", ike), ("child", child), ("ike-id", ike_id),
+                                       ("child-id", child_id)) if v is not None}
+        if not args:
+            raise LabError("rekey needs a selector: ike, child, ike_id or child_id")
+        if reauth:
+            args["reauth"] = "yes"
+        with self.session() as s:
+            try:
+                answer = decode(s.rekey(args))
+            except vici.exception.CommandException as exc:
+                # e.g. "no matching SAs to rekey found"
+                raise LabError(f"{self.node}: rekey {args} failed: {exc}") from None
+        return int(answer.get("matches", 0))
+
     def _control(self, command: str, args: dict) -> list[str]:
         # initiate/terminate stream log lines and only raise at the end: always consume.
         lines: list[str] = []
@@ -150,23 +183,25 @@ class Charon:
                                f"log: {lines[-5:]}") from None
         return lines
 
+    def log_text(self) -> str:
+        return self.runtime.read_file(self.node, self.log) or ""
+
     def log_tail(self, lines: int = 15, grep: str | None = None) -> str:
-        return tail(self.log, lines, grep)
+        return tail(self.log_text(), lines, grep)
 
     def tunnel_log(self, tunnel: str, lines: int = 8) -> str:
         """What charon said about one connection, failures first (they explain the rest)."""
-        said = tail(self.log, 400, grep=f"<{tunnel}|").splitlines()
+        said = tail(self.log_text(), 400, grep=f"<{tunnel}|").splitlines()
         if not said:
             return f"(charon logged nothing for {tunnel}: no IKE packet exchanged)"
         failures = [line for line in said if any(w in line.lower() for w in FAILURE_WORDS)]
         return "\n".join((failures or said)[-lines:])
 
 
-def tail(path: Path, lines: int, grep: str | None = None) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return f"({path.name}: no log yet)"
+def tail(log: str, lines: int, grep: str | None = None) -> str:
+    text = log.splitlines()
+    if not text:
+        return "(no log yet)"
     if grep:
         text = [line for line in text if grep in line]
     return "\n".join(text[-lines:])

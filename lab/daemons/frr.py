@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,8 +27,7 @@ class Frr:
                 "-z", f"{d}/zserv.api", "--vty_socket", str(d), "--log", f"file:{d}/{daemon}.log"]
 
     def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.dir, "frr", "frr")
+        self.runtime.run(self.node, ["install", "-d", "-o", "frr", "-g", "frr", str(self.dir)])
         self.runtime.run(self.node, self._argv("zebra"))
         # staticd and bgpd only need zebra's socket; start them side by side.
         with ThreadPoolExecutor(2) as pool:
@@ -37,14 +35,13 @@ class Frr:
 
     def restart(self, daemon: str, conf_file: str) -> None:
         """Start one daemon again (after a kill) and give it back its configuration."""
-        (self.dir / f"{daemon}.vty").unlink(missing_ok=True)
+        self.runtime.run(self.node, ["rm", "-f", f"{self.dir}/{daemon}.vty"])
         self.runtime.run(self.node, self._argv(daemon))
         self.wait_ready(daemons=(daemon,))
         self.configure(conf_file)
 
     def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] = DAEMONS) -> None:
-        sockets = [self.dir / f"{d}.vty" for d in daemons]
-        wait_until(lambda: [s.name for s in sockets if not s.exists()], lambda missing: not missing,
+        wait_until(lambda: self._missing_sockets(daemons), lambda missing: not missing,
                    timeout=timeout, interval=0.02, what=f"FRR vty sockets on {self.node}")
 
     def configure(self, conf_file: str) -> None:
@@ -79,9 +76,12 @@ class Frr:
         The protocol (FRR lib/vty.c, vtysh_read): the command NUL-terminated; the answer is
         the output followed by three NULs and the command's status byte (0: success).
         """
+        path = self.runtime.local_path(self.node, self.dir / f"{daemon}.vty")
+        if path is None:
+            raise FileNotFoundError("the vty socket is inside a container: use vtysh")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(str(self.dir / f"{daemon}.vty"))
+            sock.connect(str(path))
             sock.sendall(command.encode() + b"\0")
             out = bytearray()
             while len(out) < 4 or out[-4:-1] != b"\0\0\0":
@@ -97,8 +97,14 @@ class Frr:
     def routes(self) -> dict[str, list[dict]]:
         return self.show("show ip route", daemon="zebra")
 
+    def _missing_sockets(self, daemons: tuple[str, ...]) -> list[str]:
+        sockets = " ".join(f"{self.dir}/{d}.vty" for d in daemons)
+        proc = self.runtime.run(self.node, ["sh", "-c", f"for s in {sockets}; do "
+                                            '[ -S "$s" ] || echo "$s"; done'], check=False)
+        return proc.stdout.split()
+
     def log_tail(self, lines: int = 10) -> str:
-        return tail(self.dir / "bgpd.log", lines)
+        return tail(self.runtime.read_file(self.node, self.dir / "bgpd.log") or "", lines)
 
 
 def _json(text: str) -> dict:

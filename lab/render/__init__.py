@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import jinja2
 
@@ -28,10 +28,12 @@ def transit_interfaces(lab: Lab, node: Node) -> list[str]:
     return [i.name for i in node.interfaces if len(sites_on[i.segment]) > 1]
 
 
-def render_node(lab: Lab, node: Node, node_dir: Path, *, userspace: bool = True,
-                reveal_secrets: bool = False) -> dict[str, str]:
-    """File name -> text for one node; only the files that node uses."""
-    ctx = {"lab": lab, "node": node, "dir": str(node_dir)}
+def render_node(lab: Lab, node: Node, node_dir: PurePath, *, userspace: bool = True,
+                vici: str | None = None, reveal_secrets: bool = False) -> dict[str, str]:
+    """File name -> text for one node; only the files that node uses. ``vici`` is where
+    charon listens for control (default: a Unix socket in the node's directory)."""
+    ctx = {"lab": lab, "node": node, "dir": str(node_dir),
+           "vici": vici or f"unix://{node_dir}/charon.vici"}
     files = {"nftables.nft": _env.get_template("nftables/node.nft.j2").render(
         **ctx, outside=transit_interfaces(lab, node))}
     if node.charon:

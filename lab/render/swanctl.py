@@ -44,16 +44,19 @@ def connection(tunnel: Tunnel, node: str) -> dict:
             "start_action": local.start_action,
             "close_action": local.close_action,
         }
+        if local.inactivity:
+            # charon closes the CHILD_SA after so long without a packet either way.
+            children[name]["inactivity"] = f"{local.inactivity}s"
     conn = {
         "version": str(local.ike),
         "local_addrs": [str(local.address)],
-        "remote_addrs": [str(remote.address)],
+        "remote_addrs": [str(remote.public_address)],  # a NAT's, if the peer is behind one
         "proposals": local.ike_proposals,
         "rekey_time": f"{local.ike_lifetime}s",
         "dpd_delay": f"{local.dpd.delay}s",
         "mobike": "no",
-        "local": {"auth": "psk", "id": str(local.address)},
-        "remote": {"auth": "psk", "id": str(remote.address)},
+        "local": {"auth": "psk", "id": local.id},
+        "remote": {"auth": "psk", "id": remote.id},
         "children": children,
     }
     if "start" in (local.start_action, local.close_action) or local.dpd.action == "restart":
@@ -73,8 +76,8 @@ def secrets(lab: Lab, node: str, *, reveal: bool) -> dict[str, dict]:
     for t in lab.tunnels_of(node):
         local, remote = t.side(node)
         out[f"ike-{t.name}"] = {
-            "id-local": str(local.address),
-            "id-remote": str(remote.address),
+            "id-local": local.id,  # the key's owners: the IKE identities, not the addresses
+            "id-remote": remote.id,
             "secret": local.psk.get_secret_value() if reveal else REDACTED,
         }
     return out

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from ipaddress import IPv4Interface, IPv4Network
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pyroute2 import NetNS, netns
 
@@ -55,7 +56,8 @@ class NetnsRuntime:
         self._ports = 0
 
     # nodes and wiring -------------------------------------------------------------------
-    def create_node(self, node: str) -> None:
+    def create_node(self, node: str, release: str = "",
+                    sysctls: dict[str, str] | None = None) -> None:
         name = namespace(self.lab, node)
         if name in netns.listnetns():
             raise LabError(f"namespace {name} already exists: is lab {self.lab!r} already up? "
@@ -63,10 +65,11 @@ class NetnsRuntime:
         netns.create(name)
         with NetNS(name) as ns:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-        self.sysctl(node, NODE_SYSCTLS)
-        self.node_dir(node).mkdir(parents=True, exist_ok=True)
+        self.sysctl(node, {**NODE_SYSCTLS, **(sysctls or {})})
+        Path(self.node_dir(node)).mkdir(parents=True, exist_ok=True)
 
-    def create_segment(self, segment: str) -> None:
+    def create_segment(self, segment: str, subnet: IPv4Network | None = None,
+                       taken: set | None = None) -> None:
         if self.fabric not in netns.listnetns():
             netns.create(self.fabric)
         self._segments.append(segment)
@@ -124,7 +127,7 @@ class NetnsRuntime:
         return subprocess.Popen(self._argv(node, argv), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
 
-    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: Path,
+    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: PurePosixPath,
               private_run: bool = False) -> None:
         """Start a daemon in the node, detached from us; it outlives this process."""
         if private_run:
@@ -138,11 +141,47 @@ class NetnsRuntime:
                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                            check=True)
 
-    def node_dir(self, node: str) -> Path:
-        return state.lab_dir(self.lab) / node
+    # files: a node's files live on the host, so the namespaces share them with us -------
+    def node_dir(self, node: str) -> PurePosixPath:
+        return PurePosixPath(state.lab_dir(self.lab) / node)
 
-    def pids(self, node: str) -> list[int]:
-        return namespace_pids(namespace(self.lab, node))
+    def write_file(self, node: str, path: PurePosixPath, text: str) -> None:
+        Path(path).write_text(text)
+
+    def read_file(self, node: str, path: PurePosixPath) -> str | None:
+        try:
+            return Path(path).read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, node: str, path: PurePosixPath) -> Path | None:
+        return Path(path)
+
+    def processes(self, node: str) -> dict[int, str]:
+        out = {}
+        for pid in namespace_pids(namespace(self.lab, node)):
+            try:
+                out[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+        return out
+
+    def kill(self, node: str, pids: list[int]) -> None:
+        kill(pids)
+
+    def vici_uri(self, node: str) -> str:
+        return f"unix://{self.node_dir(node)}/charon.vici"
+
+    def vici_socket(self, node: str) -> socket.socket:
+        path = f"{self.node_dir(node)}/charon.vici"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def destroy(self) -> None:
         destroy_namespaces(lab_namespaces(self.lab))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer
+from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer, model_validator
 
 
 class Model(BaseModel):
@@ -54,6 +54,7 @@ class Node(Model):
     site: str
     site_kind: Literal["provider", "customer"]
     role: str
+    release: str = "bookworm"
     interfaces: list[Interface]
     routes: list[StaticRoute] = []
     forwarding: bool = False
@@ -76,7 +77,11 @@ class Endpoint(Model):
     """One side of a tunnel, with every setting merged (side > tunnel > defaults)."""
 
     node: str
-    address: IPv4Address
+    address: IPv4Address  # its own, on its node: charon's local_addrs
+    # What the peer sees and connects to (the peer's remote_addrs): the NAT's public address
+    # when the endpoint sits behind a NAT, else its own address.
+    public_address: IPv4Address
+    id: str  # IKE identity, the same string on both sides (and as the PSK's owner)
     ts: list[IPv4Network]
     inside: IPv4Interface | None = None
     asn: int | None = None
@@ -88,7 +93,17 @@ class Endpoint(Model):
     dpd: Dpd
     start_action: str
     close_action: str
+    inactivity: int = 0  # seconds without traffic before the CHILD_SA is closed; 0: never
     psk: SecretStr
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before_nat_split(cls, data: object) -> object:
+        # State saved before public_address/id existed: the one address was all three.
+        if isinstance(data, dict) and "address" in data:
+            data = {"public_address": data["address"], **data}
+            data.setdefault("id", str(data["public_address"]))
+        return data
 
     @field_serializer("psk", when_used="json")
     def _psk(self, v: SecretStr, info) -> str:
@@ -125,6 +140,7 @@ class Lab(Model):
     name: str
     source: str
     profile: str
+    runtime: str = "auto"
     retransmit: Retransmit = Retransmit()
     segments: dict[str, IPv4Network]
     nodes: dict[str, Node]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import NamedTuple
 
 from pydantic import SecretStr
 
@@ -20,6 +21,7 @@ DEFAULTS = schema.TunnelSettings(
     ike_lifetime=8 * 3600,
     child_lifetime=3600,
     dpd=schema.Dpd(),
+    inactivity=0,
 )
 BGP_KEEPALIVE, BGP_HOLD = schema.BGP_KEEPALIVE, schema.BGP_HOLD
 # Inside a site the lab's iBGP is fast: a dead gateway must not hold traffic for 30 s.
@@ -32,17 +34,25 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
     node_site = _node_sites(topo)
     sites = _site_kinds(topo)
     members = _segment_members(topo, node_site)
-    prefixes = {name: _site_prefixes(topo, name, members, node_site) for name in topo.sites}
+    for name, t in topo.tunnels.items():
+        _check_ends(topo, name, t, node_site, sites)
+    outsides = {name: _outsides(topo, name, t, node_site) for name, t in topo.tunnels.items()}
+    # The segment between a gateway and its site's NAT is outside: never a routed prefix.
+    behind_nat = {(node_site[o.node], o.segment) for pair in outsides.values()
+                  for o in pair.values() if o.nat is not None}
+    prefixes = {name: _site_prefixes(topo, name, members, node_site, behind_nat)
+                for name in topo.sites}
     _check_prefixes_disjoint(topo, prefixes, sites)
-    tunnels = {name: _tunnel(topo, name, t, node_site, sites, prefixes)
+    tunnels = {name: _tunnel(topo, name, t, node_site, prefixes, outsides[name])
                for name, t in topo.tunnels.items()}
     _check_inside_disjoint(tunnels)
-    nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes)
+    nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes, outsides)
     provider = next(n for n, kind in sites.items() if kind == "provider")
     lab = model.Lab(
         name=topo.name,
         source=source,
         profile=topo.sites[provider].provider or "generic",
+        runtime=topo.runtime,
         retransmit=model.Retransmit(**topo.retransmit.model_dump()),
         segments=dict(topo.segments),
         nodes=nodes,
@@ -108,13 +118,16 @@ def _segment_members(topo: schema.Topology, node_site: dict[str, str]) -> dict[s
     return members
 
 
-def _site_prefixes(topo, site_name, members, node_site) -> list[IPv4Network]:
+def _site_prefixes(topo, site_name, members, node_site,
+                   outside: set[tuple[str, str]] | None = None) -> list[IPv4Network]:
     site = topo.sites[site_name]
     if site.prefixes is not None:
         return list(site.prefixes)
-    # A segment is the site's own when only the site's nodes sit on it.
+    # A segment is the site's own when only the site's nodes sit on it (and it is not the
+    # outside segment between a VPN gateway and its site's NAT gateway).
     return [topo.segments[seg] for seg, nodes in members.items()
-            if nodes and all(node_site[n] == site_name for n in nodes)]
+            if nodes and all(node_site[n] == site_name for n in nodes)
+            and (site_name, seg) not in (outside or set())]
 
 
 def _check_prefixes_disjoint(topo: schema.Topology, prefixes: dict[str, list[IPv4Network]],
@@ -160,21 +173,77 @@ def _psk(value, field: str) -> SecretStr:
     return value
 
 
-def _outside(topo, side: schema.Side, peer: schema.Side, node_site, field) -> IPv4Address:
-    if side.address is not None:
-        return side.address
-    mine = topo.sites[node_site[side.node]].nodes[side.node].interfaces
-    theirs = topo.sites[node_site[peer.node]].nodes[peer.node].interfaces
-    shared = [seg for seg in mine if seg in theirs]
-    if not shared:
-        raise TopologyError(field, f"{side.node} and {peer.node} share no segment; "
-                            "set the outside address explicitly (address: ...)")
-    return mine[shared[0]]
+class Outside(NamedTuple):
+    """Where a tunnel end meets the world: its own address, and the one its peer sees."""
+
+    node: str
+    segment: str  # the segment its own (local) address is on
+    local: IPv4Address  # charon's local_addrs
+    public: IPv4Address  # what the peer connects to: its site NAT's address, if behind one
+    nat: IPv4Address | None  # that NAT gateway's address on ``segment`` (the next hop)
+    id: str  # IKE identity, the same on both sides
 
 
-def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.Tunnel:
+class _Presence(NamedTuple):
+    segment: str  # where the gateway can be reached
+    seen_as: IPv4Address
+    own_segment: str  # the gateway's own segment that leads there
+    nat: IPv4Address | None
+
+
+def _presence(topo, node: str, node_site) -> list[_Presence]:
+    """Segments a gateway is reachable on: its own, then those of its site's NAT gateways."""
+    site = topo.sites[node_site[node]]
+    mine = site.nodes[node].interfaces
+    out = [_Presence(seg, addr, seg, None) for seg, addr in mine.items()]
+    for seg in mine:
+        for nat in site.nodes.values():
+            if nat.role == "nat-gateway" and seg in nat.interfaces:
+                out += [_Presence(outer, addr, seg, nat.interfaces[seg])
+                        for outer, addr in nat.interfaces.items() if outer not in mine]
+    return out
+
+
+def _outsides(topo, name: str, t: schema.Tunnel, node_site) -> dict[str, Outside]:
+    """Both ends' addresses: on a segment where both ends are present, directly if they can
+    be, else through a NAT gateway of an end's own site (the peer then sees the NAT)."""
+    ends = (("provider", t.provider, t.customer), ("customer", t.customer, t.provider))
+    here, there = (_presence(topo, side.node, node_site) for _, side, _ in ends)
+    pairs = sorted(((a, b) for a in here for b in there if a.segment == b.segment),
+                   key=lambda p: (p[0].nat is not None) + (p[1].nat is not None))
+    out = {}
+    for i, (role, side, peer) in enumerate(ends):
+        mine = topo.sites[node_site[side.node]].nodes[side.node].interfaces
+        if pairs:
+            p = pairs[0][i]
+            seg, public, nat = p.own_segment, p.seen_as, p.nat
+        elif side.address in mine.values():  # not linked in the lab, but named: trust it
+            seg = next(s for s, addr in mine.items() if addr == side.address)
+            public, nat = side.address, None
+        else:
+            raise TopologyError(f"tunnels.{name}.{role}.address",
+                                f"{side.node} and {peer.node} share no segment, and no NAT "
+                                "gateway of either site links them; set the outside address "
+                                "explicitly (address: ...)")
+        public = side.address or public
+        out[role] = Outside(side.node, seg, mine[seg], public, nat, side.id or str(public))
+    return out
+
+
+def default_start_action(role: str, ike: int, inactivity: int) -> str:
+    """The customer initiates. The provider waits, except where Tray's rule makes it act:
+    with IKEv1 it re-initiates on interesting traffic once inactivity has closed the SA
+    (a trap policy: traffic raises an acquire, charon initiates); with IKEv2 keeping the
+    tunnel alive is the customer's job (a long-running ping), so the provider never does.
+    Only with an inactivity timeout: a trap keeps the gateway's routes to the customer in
+    place while the SA is down, which would hold traffic on a dead tunnel in failover."""
+    if role == "customer":
+        return "start"
+    return "trap" if ike == 1 and inactivity else "none"
+
+
+def _check_ends(topo, name, t: schema.Tunnel, node_site, kinds) -> None:
     field = f"tunnels.{name}"
-    routing = t.routing or topo.routing
     # Both ends must be sound before either is derived (deriving one end reads the other).
     for role, side in (("provider", t.provider), ("customer", t.customer)):
         f = f"{field}.{role}"
@@ -188,13 +257,18 @@ def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.T
         if node.role != "vpn-gateway":
             raise TopologyError(f, f"{side.node} has role {node.role}; "
                                 "tunnels end on a vpn-gateway")
+
+
+def _tunnel(topo, name, t: schema.Tunnel, node_site, prefixes,
+            outside: dict[str, Outside]) -> model.Tunnel:
+    field = f"tunnels.{name}"
+    routing = t.routing or topo.routing
     endpoints = {}
-    for role, side, peer in (("provider", t.provider, t.customer),
-                             ("customer", t.customer, t.provider)):
+    for role, side in (("provider", t.provider), ("customer", t.customer)):
         f = f"{field}.{role}"
         site = node_site[side.node]
         s = _merged(DEFAULTS, topo.tunnel_defaults, t, side)
-        s.setdefault("start_action", "start" if role == "customer" else "none")
+        s.setdefault("start_action", default_start_action(role, s["ike"], s["inactivity"]))
         s.setdefault("close_action", "none")
         if s["dpd"].delay and s["dpd"].action == "restart" and role == "provider":
             s["dpd"] = s["dpd"].model_copy(update={"action": "clear"})
@@ -216,7 +290,9 @@ def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.T
         ts = ([IPv4Network(f"{inside.ip}/32")] if inside else []) + list(own)
         endpoints[role] = model.Endpoint(
             node=side.node,
-            address=_outside(topo, side, peer, node_site, f"{f}.address"),
+            address=outside[role].local,
+            public_address=outside[role].public,
+            id=outside[role].id,
             ts=ts,
             inside=inside,
             asn=asn,
@@ -228,6 +304,7 @@ def _tunnel(topo, name, t: schema.Tunnel, node_site, kinds, prefixes) -> model.T
             dpd=model.Dpd(**s["dpd"].model_dump()),
             start_action=s["start_action"],
             close_action=s["close_action"],
+            inactivity=s["inactivity"],
             psk=_psk(s.get("psk"), f"{field}.psk"),
         )
     keepalive = t.keepalive or BGP_KEEPALIVE
@@ -247,8 +324,10 @@ def _check_inside_disjoint(tunnels: dict[str, model.Tunnel]) -> None:
         seen[net] = t.name
 
 
-def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, model.Node]:
+def _nodes(topo, node_site, kinds, members, tunnels, prefixes,
+           outsides: dict[str, dict[str, Outside]]) -> dict[str, model.Node]:
     nodes: dict[str, model.Node] = {}
+    nat_hop = {o.node: o.nat for pair in outsides.values() for o in pair.values() if o.nat}
     for site_name, site in topo.sites.items():
         for name, raw in site.nodes.items():
             ifaces = [model.Interface(name=seg, segment=seg,
@@ -256,9 +335,15 @@ def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, mode
                       for seg, addr in raw.interfaces.items()]
             own = [t for t in tunnels.values() if name in (t.provider.node, t.customer.node)]
             routes = [model.StaticRoute(to=r.to, via=r.via) for r in raw.routes]
-            gateway = raw.gateway or _default_gateway(topo, site_name, name, raw, members)
+            gateway = raw.gateway
+            if gateway is None and not any(r.to.prefixlen == 0 for r in raw.routes):
+                gateway = _default_gateway(topo, site_name, name, raw, members,
+                                           nat_hop.get(name))
             if gateway is not None:
                 routes.append(model.StaticRoute(to=IPv4Network("0.0.0.0/0"), via=gateway))
+            if raw.role == "nat-gateway":
+                routes += _nat_return_routes(topo, site_name, name, raw, members,
+                                             prefixes[site_name])
             neighbors = [_tunnel_neighbor(t, name) for t in own if t.routing == "bgp"]
             redistribute: list[IPv4Network] = []
             if raw.role == "router":
@@ -277,6 +362,7 @@ def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, mode
                                 neighbors=neighbors, redistribute_tunnel_routes=redistribute)
             nodes[name] = model.Node(
                 name=name, site=site_name, site_kind=kinds[site_name], role=raw.role,
+                release=raw.release,
                 interfaces=ifaces, routes=routes, forwarding=raw.role in FORWARDING_ROLES,
                 charon=bool(own), bgp=bgp,
                 inside_addresses=[ep.inside for t in own for ep in (t.side(name)[0],)
@@ -285,16 +371,43 @@ def _nodes(topo, node_site, kinds, members, tunnels, prefixes) -> dict[str, mode
     return nodes
 
 
-def _default_gateway(topo, site_name, name, raw, members) -> IPv4Address | None:
+def _default_gateway(topo, site_name, name, raw, members,
+                     nat_hop: IPv4Address | None = None) -> IPv4Address | None:
+    """Hosts: their site's router, else its VPN or NAT gateway. A router: its site's NAT
+    gateway (non-VPN egress; the remote subnets it learns are more specific). A VPN gateway
+    that reaches its peers only through its site's NAT gateway: that NAT gateway."""
+    if raw.role == "vpn-gateway":
+        return nat_hop
+    if raw.role == "router":
+        return _beside(topo, site_name, name, raw, members, "nat-gateway")
     if raw.role != "host":
         return None
-    site_nodes = topo.sites[site_name].nodes
     for preferred in ("router", "vpn-gateway", "nat-gateway"):
-        for seg in raw.interfaces:
-            for other in members[seg]:
-                if other != name and other in site_nodes and site_nodes[other].role == preferred:
-                    return site_nodes[other].interfaces[seg]
+        found = _beside(topo, site_name, name, raw, members, preferred)
+        if found is not None:
+            return found
     return None
+
+
+def _beside(topo, site_name, name, raw, members, role: str) -> IPv4Address | None:
+    """The address of the first node of ``role`` in the same site on a segment with ``name``."""
+    site_nodes = topo.sites[site_name].nodes
+    for seg in raw.interfaces:
+        for other in members[seg]:
+            if other != name and other in site_nodes and site_nodes[other].role == role:
+                return site_nodes[other].interfaces[seg]
+    return None
+
+
+def _nat_return_routes(topo, site_name, name, raw, members,
+                       prefixes: list[IPv4Network]) -> list[model.StaticRoute]:
+    """A NAT gateway routes replies to its site's prefixes it does not sit on back into the
+    site: via the site's router beside it, else the site's VPN gateway beside it."""
+    hop = (_beside(topo, site_name, name, raw, members, "router")
+           or _beside(topo, site_name, name, raw, members, "vpn-gateway"))
+    on = [topo.segments[seg] for seg in raw.interfaces]
+    return [model.StaticRoute(to=net, via=hop) for net in prefixes
+            if hop is not None and not any(net.subnet_of(seg) for seg in on)]
 
 
 def _tunnel_neighbor(t: model.Tunnel, node: str) -> model.BgpNeighbor:

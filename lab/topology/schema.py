@@ -26,6 +26,7 @@ from lab.topology.proposals import check_proposal
 
 NAME = r"^[a-z][a-z0-9-]{0,14}$"
 LAB_NAME = r"^[a-z][a-z0-9-]{0,23}$"
+IKE_ID = r"^[A-Za-z0-9@][A-Za-z0-9.@_-]{0,252}$"
 INSIDE_POOL = ipaddress.ip_network("169.254.0.0/16")
 # Readable rules for the name patterns (pydantic's own message just quotes the regex).
 PATTERN_RULES = {
@@ -33,6 +34,7 @@ PATTERN_RULES = {
           "at most 15 characters",
     LAB_NAME: "lab names are lowercase letters, digits and '-', start with a letter, "
               "at most 24 characters",
+    IKE_ID: "an IKE id is an IPv4 address, a host name (FQDN) or user@FQDN, without spaces",
 }
 BGP_KEEPALIVE, BGP_HOLD = 10, 30
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -92,6 +94,9 @@ class Node(Strict):
     )
     gateway: Address | None = Field(None, description="default route; derived for hosts")
     routes: list[Route] = []
+    release: Literal["bookworm", "trixie"] = Field(
+        "bookworm", description="Docker runtime: node image (Debian 12: strongSwan 5.9, "
+        "FRR 8.4; Debian 13: strongSwan 6.0, FRR 10)")
 
     @field_validator("interfaces")
     @classmethod
@@ -158,6 +163,9 @@ class TunnelSettings(Strict):
     dpd: Dpd | None = None
     start_action: StartAction | None = None
     close_action: CloseAction | None = None
+    inactivity: Seconds | None = Field(
+        None, description="close a CHILD_SA after this long without traffic either way "
+        "(0: never, the default)")
     psk: Annotated[SecretStr | Psk | None, BeforeValidator(_psk_input)] = None
 
     @field_validator("ike_proposals", "esp_proposals")
@@ -172,7 +180,13 @@ class TunnelSettings(Strict):
 
 class Side(TunnelSettings):
     node: str
-    address: Address | None = Field(None, description="outside address the peer connects to")
+    address: Address | None = Field(
+        None, description="the address the peer sees and connects to (e.g. a NAT's public "
+        "address); default: the node's address on a segment shared with the peer, else its "
+        "site NAT gateway's public address")
+    id: Annotated[str, StringConstraints(pattern=IKE_ID)] | None = Field(
+        None, description="IKE identity (an IPv4 address, FQDN or user@FQDN) both sides use; "
+        "default: the address the peer sees")
     subnets: list[Network] | None = Field(None, description="static routing: this side's subnets")
 
 

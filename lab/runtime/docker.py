@@ -1,0 +1,276 @@
+"""Nodes as Docker containers, driven only through the Docker API (exec, networks, copy).
+
+Nothing here touches the host's namespace or file system directly, so it works the same
+against a local dockerd or Docker Desktop's VM:
+- each segment is an internal bridge network with no IPv4 address on the host side
+  (``inhibit_ipv4``): no host route, no NAT, lab addresses stay inside the lab;
+- each node is a container with NET_ADMIN, SYS_ADMIN (FRR needs it) and /dev/net/tun
+  (kernel-libipsec), not privileged;
+- charon's vici listens on TCP on the container's management interface, published on
+  127.0.0.1 only; the management default route is removed so lab traffic cannot leave;
+- files go in with put_archive and come out through exec.
+Every container and network carries the labels ``vpnlab=1`` and ``vpnlab.lab=<lab>``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import tarfile
+import threading
+import uuid
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path, PurePosixPath
+
+from lab import state
+from lab.errors import LabError
+from lab.runtime.netns import NODE_SYSCTLS
+
+VICI_PORT = 4502
+LABEL = "vpnlab"
+
+
+def client():
+    from lab import images  # the Docker SDK client, configured once for the whole project
+
+    return images.client()
+
+
+def container_name(lab: str, node: str) -> str:
+    return f"vpnlab-{lab}-{node}"
+
+
+class DockerRuntime:
+    kind = "docker"
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self._containers: dict = {}
+        self._vici_ports: dict[str, int] = {}
+
+    @cached_property
+    def docker(self):
+        return client()
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL: "1", f"{LABEL}.lab": self.lab, **extra}
+
+    def _container(self, node: str):
+        if node not in self._containers:
+            try:
+                self._containers[node] = self.docker.containers.get(
+                    container_name(self.lab, node))
+            except Exception as exc:
+                raise LabError(f"{node}: no container {container_name(self.lab, node)} "
+                               f"({exc})") from None
+        return self._containers[node]
+
+    # nodes and wiring -------------------------------------------------------------------
+    def create_node(self, node: str, release: str = "bookworm",
+                    sysctls: dict[str, str] | None = None) -> None:
+        from lab import images
+
+        tag = f"{images.NODE_REPO}:{release}"  # the release's current image, once built
+        try:
+            self.docker.images.get(tag)
+        except Exception:
+            tag = images.build(release)
+        name = container_name(self.lab, node)
+        try:
+            c = self.docker.containers.run(
+                tag, ["sleep", "infinity"], name=name, hostname=node, detach=True, init=True,
+                labels=self._labels(**{f"{LABEL}.node": node, f"{LABEL}.release": release}),
+                cap_add=["NET_ADMIN", "SYS_ADMIN"], devices=["/dev/net/tun:/dev/net/tun"],
+                # /proc/sys is read-only in a container: sysctls are set at creation.
+                sysctls={**NODE_SYSCTLS, **(sysctls or {})}, network="bridge",
+                ports={f"{VICI_PORT}/tcp": ("127.0.0.1", None)})
+        except Exception as exc:
+            raise LabError(f"{node}: cannot start container {name}: {exc}") from None
+        c.reload()
+        self._containers[node] = c
+        # The management interface exists for vici only: no default route through it.
+        self.run(node, ["sh", "-c", f"ip route del default; ip link set eth0 name mgmt0 "
+                        f"2>/dev/null; mkdir -p {self.node_dir(node)}"], check=False)
+
+    def create_segment(self, segment: str, subnet: IPv4Network,
+                       taken: set[IPv4Address]) -> None:
+        import docker.types
+
+        # Docker insists on a gateway address; give it one no node uses. With inhibit_ipv4
+        # the host-side bridge never gets it.
+        free = next((a for a in reversed(list(subnet.hosts())) if a not in taken), None)
+        if free is None:
+            raise LabError(f"segment {segment} ({subnet}) has no address left for Docker's "
+                           "gateway reservation")
+        ipam = docker.types.IPAMConfig(pool_configs=[
+            docker.types.IPAMPool(subnet=str(subnet), gateway=str(free))])
+        try:
+            # Not "internal": Docker then drops bridged frames whose source is outside the
+            # subnet, i.e. every routed packet crossing the segment. No host address
+            # (inhibit_ipv4) and no masquerading keep the lab off the host all the same.
+            self.docker.networks.create(
+                f"vpnlab-{self.lab}-{segment}", driver="bridge", internal=False, ipam=ipam,
+                labels=self._labels(**{f"{LABEL}.segment": segment}),
+                options={"com.docker.network.bridge.inhibit_ipv4": "true",
+                         "com.docker.network.bridge.enable_ip_masquerade": "false"})
+        except Exception as exc:
+            raise LabError(f"segment {segment}: cannot create Docker network: {exc}") from None
+
+    def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None:
+        network = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
+        c = self._container(node)
+        network.connect(c, ipv4_address=str(address.ip))
+        c.reload()
+        mac = c.attrs["NetworkSettings"]["Networks"][network.name]["MacAddress"]
+        links = json.loads(self.run(node, ["ip", "-j", "link"]).stdout)
+        dev = next(link["ifname"] for link in links if link.get("address") == mac)
+        self.run(node, ["sh", "-c", f"ip link set {dev} down && ip link set {dev} name {ifname} "
+                        f"&& ip link set {ifname} up"])
+
+    def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
+        self.run(node, ["ip", "addr", "replace", str(address), "dev", ifname])
+
+    def add_route(self, node: str, to: IPv4Network, via: str) -> None:
+        self.run(node, ["ip", "route", "replace", str(to), "via", via])
+
+    def sysctl(self, node: str, values: dict[str, str]) -> None:
+        self.run(node, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())])
+
+    # files -------------------------------------------------------------------------------
+    def node_dir(self, node: str) -> PurePosixPath:
+        return PurePosixPath(state.lab_dir(self.lab) / node)
+
+    def write_file(self, node: str, path: PurePosixPath, text: str) -> None:
+        data = text.encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(path.name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+        if not self._container(node).put_archive(str(path.parent), buf.getvalue()):
+            raise LabError(f"{node}: could not copy {path} into the container")
+
+    def read_file(self, node: str, path: PurePosixPath) -> str | None:
+        proc = self.run(node, ["cat", str(path)], check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def local_path(self, node: str, path: PurePosixPath) -> Path | None:
+        return None  # inside the container, maybe on another machine (Docker Desktop)
+
+    # commands and daemons ----------------------------------------------------------------
+    def run(self, node: str, argv: list[str], *, check: bool = True, input: str | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        env = None
+        if input is not None:
+            # exec has no stdin to write to: hand the text over in the environment.
+            env = {"VPNLAB_STDIN": input}
+            argv = ["sh", "-c", 'printf "%s" "$VPNLAB_STDIN" | "$@"', "sh", *argv]
+        code, (out, err) = self._container(node).exec_run(argv, demux=True, environment=env)
+        proc = subprocess.CompletedProcess(argv, code, (out or b"").decode(errors="replace"),
+                                           (err or b"").decode(errors="replace"))
+        if check and code != 0:
+            raise LabError(f"{node}: {' '.join(argv)} exited {code}: "
+                           f"{(proc.stderr or proc.stdout).strip()[:500]}")
+        return proc
+
+    def background(self, node: str, argv: list[str]) -> ExecProcess:
+        return ExecProcess(self, node, argv)
+
+    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: PurePosixPath,
+              private_run: bool = False) -> None:
+        # A container has a /run of its own: private_run is what it already is.
+        self._container(node).exec_run(["sh", "-c", f'exec "$@" >>{log} 2>&1', "sh", *argv],
+                                       environment=env, detach=True)
+
+    def processes(self, node: str) -> dict[int, str]:
+        out = self.run(node, ["ps", "-eo", "pid=,comm="], check=False).stdout
+        procs = {}
+        for line in out.splitlines():
+            pid, _, comm = line.strip().partition(" ")
+            if pid.isdigit():
+                procs[int(pid)] = comm.strip()
+        return procs
+
+    def kill(self, node: str, pids: list[int]) -> None:
+        if pids:
+            self.run(node, ["kill", "-9", *map(str, pids)], check=False)
+
+    # vici ----------------------------------------------------------------------------------
+    def vici_uri(self, node: str) -> str:
+        c = self._container(node)
+        address = c.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        return f"tcp://{address}:{VICI_PORT}"
+
+    def vici_socket(self, node: str) -> socket.socket:
+        """Straight to the container's management address where the engine is local (Linux);
+        through the port published on 127.0.0.1 where it is not (Docker Desktop's VM)."""
+        address = self.vici_uri(node).removeprefix("tcp://").rsplit(":", 1)[0]
+        try:
+            return socket.create_connection((address, VICI_PORT), timeout=1)
+        except OSError:
+            pass
+        if node not in self._vici_ports:
+            c = self._container(node)
+            c.reload()
+            bound = (c.attrs["NetworkSettings"]["Ports"] or {}).get(f"{VICI_PORT}/tcp")
+            if not bound:
+                raise ConnectionRefusedError(f"{node}: vici port not published")
+            self._vici_ports[node] = int(bound[0]["HostPort"])
+        return socket.create_connection(("127.0.0.1", self._vici_ports[node]), timeout=10)
+
+    def destroy(self) -> None:
+        destroy_labelled(self.docker, {f"{LABEL}.lab": self.lab})
+
+
+def destroy_labelled(docker_client, labels: dict[str, str]) -> dict[str, list[str]]:
+    """Remove the containers, then the networks, carrying these labels."""
+    selector = [f"{k}={v}" for k, v in labels.items()]
+    containers = docker_client.containers.list(all=True, filters={"label": selector})
+    for c in containers:
+        c.remove(force=True)
+    networks = docker_client.networks.list(filters={"label": selector})
+    for n in networks:
+        n.remove()
+    return {"containers": [c.name for c in containers], "networks": [n.name for n in networks]}
+
+
+class ExecProcess:
+    """Enough of subprocess.Popen for a probe running inside a container."""
+
+    def __init__(self, runtime: DockerRuntime, node: str, argv: list[str]) -> None:
+        self._runtime, self._node = runtime, node
+        self._pidfile = f"/tmp/vpnlab-bg-{uuid.uuid4().hex[:8]}"
+        api = runtime.docker.api
+        container = runtime._container(node)
+        self._exec = api.exec_create(container.id, ["sh", "-c", f'echo $$ > {self._pidfile}; '
+                                                    'exec "$@" 2>&1', "sh", *argv])["Id"]
+        self._chunks: list[bytes] = []
+        stream = api.exec_start(self._exec, stream=True)
+        self._reader = threading.Thread(target=lambda: self._chunks.extend(stream),
+                                        daemon=True)
+        self._reader.start()
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        info = self._runtime.docker.api.exec_inspect(self._exec)
+        if not info["Running"] and not self._reader.is_alive():
+            self.returncode = info["ExitCode"]
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        self._reader.join(timeout)
+        if self._reader.is_alive():
+            raise subprocess.TimeoutExpired("exec", timeout or 0)
+        self.poll()
+        return b"".join(self._chunks).decode(errors="replace"), None
+
+    def kill(self) -> None:
+        self._runtime.run(self._node, ["sh", "-c", f"kill -9 $(cat {self._pidfile})"],
+                          check=False)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._reader.join(timeout)
+        return self.poll()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
+from typing import TypeVar
 
 from lab import dataplane, state
 from lab.checks import Problem, convergence_problems
@@ -23,9 +24,10 @@ from lab.render import render_node
 from lab.render.swanctl import connections, secrets
 from lab.runtime import make as make_runtime
 from lab.runtime.netns import lab_namespaces
-from lab.topology.model import Lab
+from lab.topology.model import Lab, Node
 from lab.waits import wait_until
 
+T = TypeVar("T")
 Progress = Callable[[str, float], None]  # a phase finished, after so many seconds
 Pending = Callable[[list[Problem]], None]  # what convergence still waits for
 CONVERGE_TIMEOUT = 30.0
@@ -98,11 +100,9 @@ class RunningLab:
         state.save(self.lab, self.meta)
 
     def create_nodes(self) -> None:
-        # Containers take a moment each to start; namespaces are quick either way.
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda n: self.runtime.create_node(
-                n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"}),
-                self.lab.nodes.values()))
+        _each(lambda n: self.runtime.create_node(
+            n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"}),
+            self.lab.nodes.values())
 
     def wire_segments(self) -> None:
         used = {i.segment for n in self.lab.nodes.values() for i in n.interfaces}
@@ -111,49 +111,47 @@ class RunningLab:
                 taken = {i.address.ip for n in self.lab.nodes.values() for i in n.interfaces
                          if i.segment == seg}
                 self.runtime.create_segment(seg, subnet, taken)
-        for node in self.lab.nodes.values():
-            for iface in node.interfaces:
-                self.runtime.attach(node.name, iface.segment, iface.name, iface.address)
+        _each(lambda node: [self.runtime.attach(node.name, i.segment, i.name, i.address)
+                            for i in node.interfaces], self.lab.nodes.values())
 
     def render(self) -> None:
         gateways = [n for n, node in self.lab.nodes.items() if node.charon]
         plane = dataplane.detect(self.runtime, gateways[0]) if gateways else dataplane.USERSPACE
         self.meta = state.update_meta(self.name, {"dataplane": plane})
-        for node in self.lab.nodes.values():
+
+        def write(node: Node) -> None:
             d = self.runtime.node_dir(node.name)
-            for fname, text in render_node(self.lab, node, d, vici=self.runtime.vici_uri(node.name),
-                                           userspace=plane == dataplane.USERSPACE).items():
-                self.runtime.write_file(node.name, d / fname, text)
+            files = render_node(self.lab, node, d, vici=self.runtime.vici_uri(node.name),
+                                userspace=plane == dataplane.USERSPACE)
+            self.runtime.write_files(node.name, d, files)
+
+        _each(write, self.lab.nodes.values())
 
     def configure_nodes(self) -> None:
-        for node in self.lab.nodes.values():
+        def configure(node: Node) -> None:
             d = self.runtime.node_dir(node.name)
             self.runtime.run(node.name, ["nft", "-f", str(d / "nftables.nft")])
             if not node.frr:
                 for r in node.routes:
                     self.runtime.add_route(node.name, r.to, str(r.via))
 
+        _each(configure, self.lab.nodes.values())
+
     def start_daemons(self) -> None:
-        for c in self._charons.values():
-            c.start()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(Frr.start, self._frrs.values()))
-        for c in self._charons.values():
-            c.wait_ready()
-        for f in self._frrs.values():
-            f.wait_ready()
+        _each(Charon.start, self._charons.values())
+        _each(Frr.start, self._frrs.values())
+        _each(Charon.wait_ready, self._charons.values())
+        _each(Frr.wait_ready, self._frrs.values())
 
     def load_configs(self) -> None:
         # Routers first: their iBGP neighbors are passive, so gateways find them listening.
         routers = [f for f in self._frrs.values() if self.lab.nodes[f.node].role == "router"]
-        with ThreadPoolExecutor(4) as pool:
-            for group in (routers, [f for f in self._frrs.values() if f not in routers]):
-                list(pool.map(lambda f: f.configure(str(self.runtime.node_dir(f.node) /
-                                                        "frr.conf")), group))
+        for group in (routers, [f for f in self._frrs.values() if f not in routers]):
+            _each(lambda f: f.configure(str(self.runtime.node_dir(f.node) / "frr.conf")), group)
         # Responders first, so the initiators' first IKE packet finds a loaded config.
-        order = sorted(self._charons, key=lambda n: self.lab.nodes[n].site_kind != "provider")
-        for node in order:
-            self.load_charon(node)
+        for kind in ("provider", "customer"):
+            _each(self.load_charon,
+                  [n for n in self._charons if self.lab.nodes[n].site_kind == kind])
 
     def load_charon(self, node: str) -> None:
         """Give a (re)started charon its inside addresses, keys and connections."""
@@ -256,6 +254,14 @@ def _diagnose(running: RunningLab) -> list[object]:
         return diagnose(running)
     except Exception as exc:
         return [f"(diagnosis failed: {exc!r})"]
+
+
+def _each(work: Callable[[T], object], items: Iterable[T]) -> None:
+    """Do ``work`` for every item side by side: most of a phase is waiting on the kernel,
+    a daemon or the Docker engine, node by node. The first error is raised."""
+    with ThreadPoolExecutor(6) as pool:
+        for _ in pool.map(work, list(items)):
+            pass
 
 
 def _indent(text: str) -> str:

@@ -15,7 +15,6 @@ Every container and network carries the labels ``vpnlab=1`` and ``vpnlab.lab=<la
 from __future__ import annotations
 
 import io
-import json
 import socket
 import subprocess
 import tarfile
@@ -123,12 +122,12 @@ class DockerRuntime:
         network = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
         c = self._container(node)
         network.connect(c, ipv4_address=str(address.ip))
-        c.reload()
-        mac = c.attrs["NetworkSettings"]["Networks"][network.name]["MacAddress"]
-        links = json.loads(self.run(node, ["ip", "-j", "link"]).stdout)
-        dev = next(link["ifname"] for link in links if link.get("address") == mac)
-        self.run(node, ["sh", "-c", f"ip link set {dev} down && ip link set {dev} name {ifname} "
-                        f"&& ip link set {ifname} up"])
+        # Docker names it ethN; find it by the address it was given and rename it after
+        # its segment, in one exec.
+        self.run(node, ["sh", "-c", f'dev=$(ip -o -4 addr show to {address.ip}/32 | '
+                        "awk '{print $2}'); "
+                        f'ip link set "$dev" down && ip link set "$dev" name {ifname} && '
+                        f"ip link set {ifname} up"])
 
     def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
         self.run(node, ["ip", "addr", "replace", str(address), "dev", ifname])
@@ -143,15 +142,16 @@ class DockerRuntime:
     def node_dir(self, node: str) -> PurePosixPath:
         return PurePosixPath(state.lab_dir(self.lab) / node)
 
-    def write_file(self, node: str, path: PurePosixPath, text: str) -> None:
-        data = text.encode()
-        buf = io.BytesIO()
+    def write_files(self, node: str, directory: PurePosixPath, files: dict[str, str]) -> None:
+        buf = io.BytesIO()  # one archive, one API call, for all of a node's files
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(path.name)
-            info.size, info.mode = len(data), 0o600
-            tar.addfile(info, io.BytesIO(data))
-        if not self._container(node).put_archive(str(path.parent), buf.getvalue()):
-            raise LabError(f"{node}: could not copy {path} into the container")
+            for name, text in files.items():
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o600
+                tar.addfile(info, io.BytesIO(data))
+        if not self._container(node).put_archive(str(directory), buf.getvalue()):
+            raise LabError(f"{node}: could not copy its files into {directory}")
 
     def read_file(self, node: str, path: PurePosixPath) -> str | None:
         proc = self.run(node, ["cat", str(path)], check=False)

@@ -145,8 +145,9 @@ class NetnsRuntime:
     def node_dir(self, node: str) -> PurePosixPath:
         return PurePosixPath(state.lab_dir(self.lab) / node)
 
-    def write_file(self, node: str, path: PurePosixPath, text: str) -> None:
-        Path(path).write_text(text)
+    def write_files(self, node: str, directory: PurePosixPath, files: dict[str, str]) -> None:
+        for name, text in files.items():
+            (Path(directory) / name).write_text(text)
 
     def read_file(self, node: str, path: PurePosixPath) -> str | None:
         try:

@@ -43,6 +43,22 @@ def destroy_all() -> dict[str, list]:
     return {"namespaces": namespaces, "processes": killed, **docker, "state": labs}
 
 
+def leftovers(name: str) -> list[str]:
+    """Whatever of lab ``name`` still exists: namespaces, containers, networks, state."""
+    found = lab_namespaces(name)
+    from lab import images
+    from lab.runtime.docker import LABEL
+
+    if images.daemon_available():
+        docker = images.client()
+        selector = {"label": f"{LABEL}.lab={name}"}
+        found += [c.name for c in docker.containers.list(all=True, filters=selector)]
+        found += [n.name for n in docker.networks.list(filters=selector)]
+    if name in state.names():
+        found.append(str(state.lab_dir(name)))
+    return found
+
+
 def destroy_lab(name: str) -> None:
     """One lab's leftovers, by name alone, whichever runtime made them."""
     destroy_namespaces(lab_namespaces(name))

@@ -28,6 +28,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave a lab up after a failing test, for inspection")
     group.addoption("--lab-timeout", type=float, default=deploy.CONVERGE_TIMEOUT,
                     help="seconds a lab may take to converge")
+    group.addoption("--runtimes", default="netns,docker",
+                    help="node runtimes every lab test runs on (comma-separated; docker is "
+                         "skipped, with the reason, when no Docker engine answers)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a lab runs once per runtime: same topology, same checks."""
+    if "lab_runtime" in metafunc.fixturenames:
+        kinds = [k.strip() for k in metafunc.config.getoption("--runtimes").split(",")
+                 if k.strip()]
+        metafunc.parametrize("lab_runtime", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def lab_runtime(request: pytest.FixtureRequest) -> str:
+    kind = getattr(request, "param", "netns")
+    if kind == "docker":
+        from lab import images
+
+        if not images.daemon_available():
+            pytest.skip("no Docker engine answers (bash scripts/setup.sh test starts one)")
+    return kind
 
 
 def topology_path(name: str) -> Path:
@@ -42,12 +64,12 @@ def lab_name(topology: Path, suffix: str = "") -> str:
 
 @contextmanager
 def running_lab(topology: str | Path, *, name: str | None = None,
-                timeout: float = deploy.CONVERGE_TIMEOUT,
-                keep: bool = False) -> Iterator[deploy.RunningLab]:
+                timeout: float = deploy.CONVERGE_TIMEOUT, keep: bool = False,
+                runtime: str = "netns") -> Iterator[deploy.RunningLab]:
     """Bring a topology up, yield the converged lab, always take it down afterwards."""
     path = topology_path(str(topology))
     lab = load_lab(path, name=name or lab_name(path))
-    running = deploy.up(lab, timeout=timeout)
+    running = deploy.up(lab, timeout=timeout, runtime=runtime)
     try:
         yield running
     finally:
@@ -56,14 +78,14 @@ def running_lab(topology: str | Path, *, name: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[deploy.RunningLab]:
+def lab(request: pytest.FixtureRequest, lab_runtime: str) -> Iterator[deploy.RunningLab]:
     topology = getattr(request, "param", None) or getattr(request.module, "TOPOLOGY", None)
     if topology is None:
         raise pytest.UsageError("parametrize 'lab' with a topology file (indirect=True) "
                                 "or set TOPOLOGY in the module")
     failed_before = request.session.testsfailed
     with running_lab(topology, timeout=request.config.getoption("--lab-timeout"),
-                     keep=False) as running:
+                     runtime=lab_runtime) as running:
         yield running
         if request.config.getoption("--keep-lab") and request.session.testsfailed > failed_before:
             # Detach: keep the namespaces and state; 'vpnlab down NAME' removes them.
@@ -76,4 +98,4 @@ def lab_hosts(lab: deploy.RunningLab) -> dict:
     """testinfra hosts for every node of the lab, by node name."""
     from lab.testinfra_backend import host
 
-    return {node: host(lab.name, node) for node in lab.lab.nodes}
+    return {node: host(lab, node) for node in lab.lab.nodes}

@@ -31,5 +31,10 @@ class NetnsBackend(LocalBackend):
         return self.run_local("ip netns exec %s sh -c %s", self.netns, inner)
 
 
-def host(lab: str, node: str) -> testinfra.host.Host:
-    return testinfra.host.Host(NetnsBackend(namespace(lab, node)))
+def host(running, node: str) -> testinfra.host.Host:
+    """A testinfra host for a node of a running lab, whichever runtime it is on."""
+    if running.runtime.kind == "docker":
+        from lab.runtime.docker import container_name
+
+        return testinfra.get_host(f"docker://{container_name(running.name, node)}")
+    return testinfra.host.Host(NetnsBackend(namespace(running.name, node)))

@@ -11,15 +11,15 @@ import pytest
 import yaml
 
 from lab import deploy, state
+from lab.cleanup import leftovers
 from lab.errors import ConvergenceTimeout
 from lab.pytest_plugin import lab_name, topology_path
-from lab.runtime.netns import lab_namespaces
 from lab.topology import load_lab
 
 RIGHT, WRONG = "vpnlab-demo-key", "customer-typo-key"
 
 
-def test_psk_mismatch_times_out_with_the_reason(tmp_path):
+def test_psk_mismatch_times_out_with_the_reason(tmp_path, lab_runtime):
     topo = yaml.safe_load(topology_path("tray-bgp-ikev2.yaml").read_text())
     topo["tunnels"]["tunnel2"]["customer"] = {"node": "cgw", "psk": WRONG}
     path = tmp_path / "psk-mismatch.yaml"
@@ -27,7 +27,7 @@ def test_psk_mismatch_times_out_with_the_reason(tmp_path):
     lab = load_lab(path, name=lab_name(path, "-psk"))
 
     with pytest.raises(ConvergenceTimeout) as failure:
-        deploy.up(lab, timeout=6)
+        deploy.up(lab, timeout=6, runtime=lab_runtime)
 
     message = str(failure.value)
     assert "tunnel2" in message
@@ -37,5 +37,5 @@ def test_psk_mismatch_times_out_with_the_reason(tmp_path):
     assert "charon on vgw2, tunnel2" in message and "MAC mismatched" in message
     assert RIGHT not in message and WRONG not in message
     # Without keep_on_timeout the partial lab is gone.
-    assert lab_namespaces(lab.name) == []
+    assert leftovers(lab.name) == []
     assert lab.name not in state.names()

@@ -20,11 +20,11 @@ import yaml
 from click.testing import CliRunner
 
 from lab import deploy
+from lab.cleanup import leftovers
 from lab.cli import main
 from lab.diagnose import diagnose
 from lab.errors import ConvergenceTimeout
 from lab.pytest_plugin import topology_path
-from lab.runtime.netns import lab_namespaces
 from lab.topology import load_lab
 
 RIGHT, WRONG = "vpnlab-demo-key", "customer-typo-key"
@@ -81,7 +81,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("cause", list(MISTAKES))
-def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch) -> None:
+def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch, lab_runtime) -> None:
     suffix, settings, edit = MISTAKES[cause]
     topo = yaml.safe_load(topology_path("tray-static-ikev2.yaml").read_text())
     topo["tunnels"]["tunnel2"]["customer"] = {"node": "cgw", **settings}
@@ -93,7 +93,7 @@ def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch) -> None:
 
     report = None
     try:
-        running = deploy.up(lab, timeout=TIMEOUT, keep_on_timeout=True)
+        running = deploy.up(lab, timeout=TIMEOUT, keep_on_timeout=True, runtime=lab_runtime)
     except ConvergenceTimeout as exc:
         report = str(exc)
         running = deploy.RunningLab.attach(lab.name)
@@ -102,7 +102,7 @@ def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch) -> None:
         status = CliRunner().invoke(main, ["status", "--lab", lab.name])
     finally:
         running.down()
-    assert lab_namespaces(lab.name) == []
+    assert leftovers(lab.name) == []
 
     assert [(d.tunnel, d.cause) for d in found] == [("tunnel2", cause)], found
     (d,) = found

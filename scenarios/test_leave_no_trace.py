@@ -9,13 +9,14 @@ import subprocess
 import sys
 
 from lab import state
-from lab.cleanup import stray_daemons
+from lab.cleanup import leftovers, stray_daemons
 from lab.errors import WaitTimeout
 from lab.pytest_plugin import lab_name, topology_path
-from lab.runtime.netns import lab_namespaces, namespace_pids
+from lab.runtime.netns import lab_namespaces
 from lab.waits import wait_until
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
+LATE = ("load configs", "wait for convergence")
 
 
 def _vpnlab(*args: str, **kw) -> subprocess.Popen:
@@ -23,48 +24,51 @@ def _vpnlab(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _daemons_in(name: str) -> list[int]:
-    return [pid for ns in lab_namespaces(name) for pid in namespace_pids(ns)]
-
-
-def test_sigkill_during_up_then_destroy_all_leaves_nothing():
-    name = lab_name(TOPOLOGY, "-kill")
-    harness = _vpnlab("up", str(TOPOLOGY), "--name", name, start_new_session=True)
+def _phase(name: str) -> str | None:
     try:
-        # Kill it once daemons are running but before it could finish.
-        wait_until(lambda: _daemons_in(name) or harness.poll() is not None, bool, timeout=20,
-                   interval=0.02, what="daemons of the lab being brought up")
+        return state.load(name)[1].get("phase")
+    except Exception:  # not written yet, or being written
+        return None
+
+
+def test_sigkill_during_up_then_destroy_all_leaves_nothing(lab_runtime):
+    name = lab_name(TOPOLOGY, "-kill")
+    harness = _vpnlab("up", str(TOPOLOGY), "--name", name, "--runtime", lab_runtime,
+                      start_new_session=True)
+    try:
+        # Kill it once its daemons run (it is loading their configs) and before it finishes.
+        wait_until(lambda: _phase(name) in LATE or harness.poll() is not None, bool,
+                   timeout=60, interval=0.02, what="the lab's daemons to start")
     except WaitTimeout:
         harness.kill()
         raise
     assert harness.poll() is None, f"vpnlab up ended by itself: {harness.stdout.read()}"
     os.killpg(harness.pid, signal.SIGKILL)
     harness.wait()
-    assert lab_namespaces(name), "the kill came too late to test anything"
+    assert leftovers(name), "the kill came too late to test anything"
 
     destroy = subprocess.run([sys.executable, "-m", "lab.cli", "destroy", "--all"],
                              capture_output=True, text=True)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
 
+    assert leftovers(name) == []
     assert lab_namespaces() == []
     assert stray_daemons() == []
-    assert name not in state.names()
     # veths lived only inside the lab's namespaces; none may appear in the host's.
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "ipsec0" not in host_links and " p1@" not in host_links
 
 
-def test_down_removes_everything_of_one_lab():
+def test_down_removes_everything_of_one_lab(lab_runtime):
     name = lab_name(TOPOLOGY, "-down")
-    up = _vpnlab("up", str(TOPOLOGY), "--name", name)
-    out, _ = up.communicate(timeout=60)
+    up = _vpnlab("up", str(TOPOLOGY), "--name", name, "--runtime", lab_runtime)
+    out, _ = up.communicate(timeout=90)
     assert up.returncode == 0, out
-    assert "converged" in out
+    assert "converged" in out and f"on the {lab_runtime} runtime" in out
     down = subprocess.run([sys.executable, "-m", "lab.cli", "down", name], capture_output=True,
                           text=True)
     assert down.returncode == 0, down.stderr
-    assert lab_namespaces(name) == []
-    assert name not in state.names()
+    assert leftovers(name) == []
     assert not [p for p in stray_daemons() if name in _cmdline(p)]
 
 

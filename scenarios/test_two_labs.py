@@ -7,22 +7,26 @@ check both converged and carry traffic, take one down, check the other is unaffe
 from __future__ import annotations
 
 from lab.checks import convergence_problems
+from lab.cleanup import leftovers
 from lab.pytest_plugin import lab_name, running_lab, topology_path
-from lab.runtime.netns import lab_namespaces
 from lab.traffic import ping
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
 
 
-def test_two_labs_at_once():
-    with running_lab(TOPOLOGY, name=lab_name(TOPOLOGY, "-a")) as a:
-        with running_lab(TOPOLOGY, name=lab_name(TOPOLOGY, "-b")) as b:
+def _nodes_of(running) -> list[str]:
+    return leftovers(running.name)
+
+
+def test_two_labs_at_once(lab_runtime):
+    with running_lab(TOPOLOGY, name=lab_name(TOPOLOGY, "-a"), runtime=lab_runtime) as a:
+        with running_lab(TOPOLOGY, name=lab_name(TOPOLOGY, "-b"), runtime=lab_runtime) as b:
             assert a.name != b.name
             for running in (a, b):
                 assert convergence_problems(running) == []
                 assert ping(running, "pc", "10.10.0.100").received == 5
-            b_nodes = lab_namespaces(b.name)
-        # b is down: its namespaces are gone, a still converged and passing traffic.
-        assert b_nodes and not lab_namespaces(b.name)
+            b_nodes = _nodes_of(b)
+        # b is down: its nodes are gone, a still converged and passing traffic.
+        assert b_nodes and not _nodes_of(b)
         assert convergence_problems(a) == []
         assert ping(a, "app", "172.16.1.100").received == 5

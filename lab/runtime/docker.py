@@ -47,8 +47,10 @@ class DockerRuntime:
 
     def __init__(self, lab: str) -> None:
         self.lab = lab
+        self.mgmt = f"vpnlab-{lab}-mgmt"
         self._containers: dict = {}
         self._vici_ports: dict[str, int] = {}
+        self._mgmt_lock = threading.Lock()
 
     @cached_property
     def docker(self):
@@ -78,13 +80,14 @@ class DockerRuntime:
         except Exception:
             tag = images.build(release)
         name = container_name(self.lab, node)
+        self._ensure_mgmt_network()
         try:
             c = self.docker.containers.run(
                 tag, ["sleep", "infinity"], name=name, hostname=node, detach=True, init=True,
                 labels=self._labels(**{f"{LABEL}.node": node, f"{LABEL}.release": release}),
                 cap_add=["NET_ADMIN", "SYS_ADMIN"], devices=["/dev/net/tun:/dev/net/tun"],
                 # /proc/sys is read-only in a container: sysctls are set at creation.
-                sysctls={**NODE_SYSCTLS, **(sysctls or {})}, network="bridge",
+                sysctls={**NODE_SYSCTLS, **(sysctls or {})}, network=self.mgmt,
                 ports={f"{VICI_PORT}/tcp": ("127.0.0.1", None)})
         except Exception as exc:
             raise LabError(f"{node}: cannot start container {name}: {exc}") from None
@@ -93,6 +96,14 @@ class DockerRuntime:
         # The management interface exists for vici only: no default route through it.
         self.run(node, ["sh", "-c", f"ip route del default; ip link set eth0 name mgmt0 "
                         f"2>/dev/null; mkdir -p {self.node_dir(node)}"], check=False)
+
+    def _ensure_mgmt_network(self) -> None:
+        """The lab's own management bridge, for vici only: a fresh one per lab, so nothing
+        left on Docker's default bridge by other containers can clash with it."""
+        with self._mgmt_lock:
+            if not self.docker.networks.list(names=[self.mgmt]):
+                self.docker.networks.create(self.mgmt, driver="bridge",
+                                            labels=self._labels(**{f"{LABEL}.segment": "mgmt"}))
 
     def create_segment(self, segment: str, subnet: IPv4Network,
                        taken: set[IPv4Address]) -> None:
@@ -201,7 +212,7 @@ class DockerRuntime:
     # vici ----------------------------------------------------------------------------------
     def vici_uri(self, node: str) -> str:
         c = self._container(node)
-        address = c.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        address = c.attrs["NetworkSettings"]["Networks"][self.mgmt]["IPAddress"]
         return f"tcp://{address}:{VICI_PORT}"
 
     def vici_socket(self, node: str) -> socket.socket:

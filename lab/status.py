@@ -37,7 +37,7 @@ def _side(running: RunningLab, tunnel, ep) -> dict:
 def daemons_alive(running: RunningLab, node: str) -> dict[str, bool]:
     lab_node = running.lab.nodes[node]
     wanted = (["charon"] if lab_node.charon else []) + \
-        (["zebra", "staticd", "bgpd"] if lab_node.frr else [])
+        (list(running.frr(node).daemons) if lab_node.frr else [])
     seen = set(running.runtime.processes(node).values())
     return {d: d in seen for d in wanted}
 

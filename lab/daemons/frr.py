@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 from lab.daemons.charon import tail
 from lab.errors import LabError
@@ -21,17 +22,31 @@ class Frr:
         self.node = node
         self.dir = runtime.node_dir(node) / "frr"
 
+    @cached_property
+    def daemons(self) -> tuple[str, ...]:
+        """FRR 9 and later (Debian 13) configure zebra and staticd through mgmtd."""
+        mgmtd = self.runtime.run(self.node, ["test", "-x", f"{FRR_BIN}/mgmtd"], check=False)
+        return ("mgmtd", *DAEMONS) if mgmtd.returncode == 0 else DAEMONS
+
     def _argv(self, daemon: str) -> list[str]:
         d = self.dir
-        return [f"{FRR_BIN}/{daemon}", "-d", "-f", "/dev/null", "-i", f"{d}/{daemon}.pid",
+        # FRR 8 daemons read a config file of their own unless told otherwise; FRR 10 ones
+        # take theirs only from vtysh and have no -f.
+        no_file = ["-f", "/dev/null"] if "mgmtd" not in self.daemons else []
+        return [f"{FRR_BIN}/{daemon}", "-d", *no_file, "-i", f"{d}/{daemon}.pid",
                 "-z", f"{d}/zserv.api", "--vty_socket", str(d), "--log", f"file:{d}/{daemon}.log"]
 
     def start(self) -> None:
         self.runtime.run(self.node, ["install", "-d", "-o", "frr", "-g", "frr", str(self.dir)])
-        self.runtime.run(self.node, self._argv("zebra"))
+        first, *rest = self.daemons[:-2]
+        for daemon in (first, *rest):  # mgmtd (FRR 10), then zebra
+            self.runtime.run(self.node, self._argv(daemon))
+            if daemon == "mgmtd":
+                self.wait_ready(daemons=("mgmtd",))
         # staticd and bgpd only need zebra's socket; start them side by side.
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda d: self.runtime.run(self.node, self._argv(d)), DAEMONS[1:]))
+            list(pool.map(lambda d: self.runtime.run(self.node, self._argv(d)),
+                          self.daemons[-2:]))
 
     def restart(self, daemon: str, conf_file: str) -> None:
         """Start one daemon again (after a kill) and give it back its configuration."""
@@ -40,8 +55,9 @@ class Frr:
         self.wait_ready(daemons=(daemon,))
         self.configure(conf_file)
 
-    def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] = DAEMONS) -> None:
-        wait_until(lambda: self._missing_sockets(daemons), lambda missing: not missing,
+    def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] | None = None) -> None:
+        wait_until(lambda: self._missing_sockets(daemons or self.daemons),
+                   lambda missing: not missing,
                    timeout=timeout, interval=0.02, what=f"FRR vty sockets on {self.node}")
 
     def configure(self, conf_file: str) -> None:

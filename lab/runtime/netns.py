@@ -58,6 +58,9 @@ class NetnsRuntime:
     # nodes and wiring -------------------------------------------------------------------
     def create_node(self, node: str, release: str = "",
                     sysctls: dict[str, str] | None = None) -> None:
+        if release not in ("", "bookworm"):
+            raise LabError(f"{node}: release {release} needs the Docker runtime (network "
+                           "namespaces run this machine's own strongSwan and FRR)")
         name = namespace(self.lab, node)
         if name in netns.listnetns():
             raise LabError(f"namespace {name} already exists: is lab {self.lab!r} already up? "

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
-from lab import deploy, state
+from lab import deploy
+from lab.cleanup import leftovers
 from lab.errors import VpnlabError
-from lab.runtime.netns import lab_namespaces
 from lab.topology import load_lab
 from lab.topology.model import Lab
 
@@ -57,20 +57,22 @@ class Run:
 # Runtimes ---------------------------------------------------------------------------------
 # One entry per runtime the bench can drive: bring ``lab`` up (returning the running lab,
 # whose ``down()`` removes it) and say whether anything of it is left on the host.
-# Docker goes here once the engine has a Docker runtime (deploy.up(..., runtime="docker")).
 Up = Callable[..., deploy.RunningLab]
 
 
-def _netns_up(lab: Lab, progress: deploy.Progress, timeout: float) -> deploy.RunningLab:
-    return deploy.up(lab, progress=progress, timeout=timeout)
+def _up(runtime: str) -> Up:
+    def up(lab: Lab, progress: deploy.Progress, timeout: float) -> deploy.RunningLab:
+        return deploy.up(lab, progress=progress, timeout=timeout, runtime=runtime)
+
+    return up
 
 
-def _netns_leftover(lab: Lab) -> bool:
-    return bool(lab_namespaces(lab.name)) or lab.name in state.names()
+def _leftover(lab: Lab) -> bool:
+    return bool(leftovers(lab.name))
 
 
 RUNTIMES: dict[str, tuple[Up, Callable[[Lab], bool]]] = {
-    "netns": (_netns_up, _netns_leftover),
+    kind: (_up(kind), _leftover) for kind in ("netns", "docker")
 }
 
 
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("topologies", nargs="*", help="topology files (default: topologies/*.yaml)")
     parser.add_argument("--runs", type=int, default=5, help="runs per topology (default 5)")
     parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="netns",
-                        help="node runtime (only netns for now)")
+                        help="node runtime")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="convergence timeout per run, seconds (default 30)")
     parser.add_argument("--prefix", default="bench",

@@ -7,14 +7,18 @@ wait polls them and, on timeout, explains the last problems with the daemons' ow
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lab.render.swanctl import connection
 
 if TYPE_CHECKING:
     from lab.deploy import RunningLab
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,19 @@ def tunnel_problems(running: RunningLab) -> list[Problem]:
     return problems
 
 
+def _read_all(read: Callable[[str], T], nodes: list[str]) -> dict[str, T]:
+    """Read every node at once: on Docker each read is an exec round trip."""
+    with ThreadPoolExecutor(6) as pool:
+        return dict(zip(nodes, pool.map(read, nodes), strict=True))
+
+
 def bgp_problems(running: RunningLab) -> list[Problem]:
     problems = []
-    for node in running.lab.nodes.values():
-        if node.bgp is None:
-            continue
-        peers = running.frr(node.name).bgp_peers()
+    speakers = [n.name for n in running.lab.nodes.values() if n.bgp is not None]
+    all_peers = _read_all(lambda n: running.frr(n).bgp_peers(), speakers)
+    for name in speakers:
+        node = running.lab.nodes[name]
+        peers = all_peers[name]
         for n in node.bgp.neighbors:
             peer = peers.get(str(n.address), {})
             label = f"tunnel {n.tunnel}" if n.tunnel else "iBGP"
@@ -88,15 +99,11 @@ def kernel_routes(running: RunningLab, node: str) -> set[str]:
 
 
 def route_problems(running: RunningLab) -> list[Problem]:
-    problems = []
-    for node in running.lab.nodes.values():
-        want = expected_routes(running, node.name)
-        if not want:
-            continue
-        have = kernel_routes(running, node.name)
-        problems += [Problem("route", node.name, f"no route to {net}") for net in sorted(want)
-                     if str(net) not in have]
-    return problems
+    wanted = {n: expected_routes(running, n) for n in running.lab.nodes}
+    wanted = {n: want for n, want in wanted.items() if want}
+    have = _read_all(lambda n: kernel_routes(running, n), list(wanted))
+    return [Problem("route", n, f"no route to {net}") for n, want in wanted.items()
+            for net in sorted(want) if str(net) not in have[n]]
 
 
 def convergence_problems(running: RunningLab) -> list[Problem]:

@@ -171,11 +171,12 @@ class RunningLab:
     def _add_inside_addresses(self, node: str) -> None:
         """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""
         dev = "ipsec0" if self.dataplane == dataplane.USERSPACE else "lo"
-        wait_until(lambda: self.runtime.run(node, ["ip", "link", "show", dev],
-                                            check=False).returncode == 0,
-                   bool, timeout=5, interval=0.02, what=f"{dev} on {node}")
-        for addr in self.lab.nodes[node].inside_addresses:
-            self.runtime.add_address(node, dev, addr)
+        # One command that fails until charon has created the TUN device: the poll is the add.
+        add = " && ".join(f"ip addr replace {a} dev {dev}"
+                          for a in self.lab.nodes[node].inside_addresses)
+        wait_until(lambda: self.runtime.run(node, ["sh", "-c", add], check=False).returncode,
+                   lambda rc: rc == 0, timeout=5, interval=0.02,
+                   what=f"{dev} on {node} for the inside addresses")
 
     def wait_converged(self, timeout: float = CONVERGE_TIMEOUT,
                        pending: Pending = _ignore) -> None:

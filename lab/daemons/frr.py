@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 from lab.daemons.charon import tail
@@ -37,16 +37,17 @@ class Frr:
                 "-z", f"{d}/zserv.api", "--vty_socket", str(d), "--log", f"file:{d}/{daemon}.log"]
 
     def start(self) -> None:
-        self.runtime.run(self.node, ["install", "-d", "-o", "frr", "-g", "frr", str(self.dir)])
-        first, *rest = self.daemons[:-2]
-        for daemon in (first, *rest):  # mgmtd (FRR 10), then zebra
-            self.runtime.run(self.node, self._argv(daemon))
+        # Few commands, each a daemon that forks into the background: in a container every
+        # command is an exec round trip. mgmtd (FRR 10) comes up before zebra.
+        mkdir = shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(self.dir)])
+        for daemon in self.daemons[:-2]:
+            start = shlex.join(self._argv(daemon))
+            self.runtime.run(self.node, ["sh", "-c", f"{mkdir} && {start}"])
             if daemon == "mgmtd":
                 self.wait_ready(daemons=("mgmtd",))
-        # staticd and bgpd only need zebra's socket; start them side by side.
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda d: self.runtime.run(self.node, self._argv(d)),
-                          self.daemons[-2:]))
+        # staticd and bgpd only need zebra's socket.
+        self.runtime.run(self.node, ["sh", "-c", " && ".join(shlex.join(self._argv(d))
+                                                            for d in self.daemons[-2:])])
 
     def restart(self, daemon: str, conf_file: str) -> None:
         """Start one daemon again (after a kill) and give it back its configuration."""

@@ -107,23 +107,16 @@ class DockerRuntime:
 
     def create_segment(self, segment: str, subnet: IPv4Network,
                        taken: set[IPv4Address]) -> None:
-        import docker.types
-
-        # Docker insists on a gateway address; give it one no node uses. With inhibit_ipv4
-        # the host-side bridge never gets it.
-        free = next((a for a in reversed(list(subnet.hosts())) if a not in taken), None)
-        if free is None:
-            raise LabError(f"segment {segment} ({subnet}) has no address left for Docker's "
-                           "gateway reservation")
-        ipam = docker.types.IPAMConfig(pool_configs=[
-            docker.types.IPAMPool(subnet=str(subnet), gateway=str(free))])
+        # Docker's IPAM refuses two networks with overlapping subnets, and two labs share
+        # an address plan. So Docker gets a throwaway subnet from its own pool, the bridge
+        # no host address (inhibit_ipv4), and the lab's addresses are set inside the nodes.
+        # Not "internal": Docker then drops bridged frames whose source is outside that
+        # subnet, i.e. every lab packet. No masquerading: nothing leaves through the host.
         try:
-            # Not "internal": Docker then drops bridged frames whose source is outside the
-            # subnet, i.e. every routed packet crossing the segment. No host address
-            # (inhibit_ipv4) and no masquerading keep the lab off the host all the same.
             self.docker.networks.create(
-                f"vpnlab-{self.lab}-{segment}", driver="bridge", internal=False, ipam=ipam,
-                labels=self._labels(**{f"{LABEL}.segment": segment}),
+                f"vpnlab-{self.lab}-{segment}", driver="bridge",
+                labels=self._labels(**{f"{LABEL}.segment": segment, f"{LABEL}.subnet":
+                                       str(subnet)}),
                 options={"com.docker.network.bridge.inhibit_ipv4": "true",
                          "com.docker.network.bridge.enable_ip_masquerade": "false"})
         except Exception as exc:
@@ -132,13 +125,17 @@ class DockerRuntime:
     def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None:
         network = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
         c = self._container(node)
-        network.connect(c, ipv4_address=str(address.ip))
-        # Docker names it ethN; find it by the address it was given and rename it after
-        # its segment, in one exec.
-        self.run(node, ["sh", "-c", f'dev=$(ip -o -4 addr show to {address.ip}/32 | '
+        network.connect(c)
+        c.reload()
+        given = c.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+        # Find Docker's ethN by the address Docker gave it, name it after the segment, and
+        # swap Docker's address (and any default route it added) for the lab's, in one exec.
+        self.run(node, ["sh", "-c", f'dev=$(ip -o -4 addr show to {given}/32 | '
                         "awk '{print $2}'); "
-                        f'ip link set "$dev" down && ip link set "$dev" name {ifname} && '
-                        f"ip link set {ifname} up"])
+                        f'ip link set "$dev" down && ip addr flush dev "$dev" && '
+                        f'ip link set "$dev" name {ifname} && '
+                        f"ip addr add {address} dev {ifname} && ip link set {ifname} up && "
+                        "{ ip route del default 2>/dev/null; true; }"])
 
     def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
         self.run(node, ["ip", "addr", "replace", str(address), "dev", ifname])

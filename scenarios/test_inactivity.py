@@ -69,20 +69,21 @@ def _one_tunnel_lab(tmp: Path, shipped: str, name: str) -> Path:
     return path
 
 
+def _inactivity_lab(factory: pytest.TempPathFactory, runtime: str, ike: int):
+    path = _one_tunnel_lab(factory.mktemp(f"ikev{ike}"), f"tray-static-ikev{ike}.yaml",
+                           f"inactivity-v{ike}")
+    with running_lab(path, name=lab_name(path), runtime=runtime) as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def ikev1(tmp_path_factory: pytest.TempPathFactory, lab_runtime: str):
-    path = _one_tunnel_lab(tmp_path_factory.mktemp("ikev1"), "tray-static-ikev1.yaml",
-                           "h5-inact-v1")
-    with running_lab(path, name=lab_name(path, "-v1"), runtime=lab_runtime) as running:
-        yield running
+    yield from _inactivity_lab(tmp_path_factory, lab_runtime, 1)
 
 
 @pytest.fixture(scope="module")
 def ikev2(tmp_path_factory: pytest.TempPathFactory, lab_runtime: str):
-    path = _one_tunnel_lab(tmp_path_factory.mktemp("ikev2"), "tray-static-ikev2.yaml",
-                           "h5-inact-v2")
-    with running_lab(path, name=lab_name(path, "-v2"), runtime=lab_runtime) as running:
-        yield running
+    yield from _inactivity_lab(tmp_path_factory, lab_runtime, 2)
 
 
 # --- observing the tunnel ------------------------------------------------------------------

@@ -54,9 +54,6 @@ class RunningLab:
         lab, meta = state.load(name)
         return cls(lab, meta)
 
-    @property
-    def runtime_kind(self) -> str:
-        return self.runtime.kind
 
     @property
     def name(self) -> str:

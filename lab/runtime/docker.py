@@ -137,9 +137,6 @@ class DockerRuntime:
                         f"ip addr add {address} dev {ifname} && ip link set {ifname} up && "
                         "{ ip route del default 2>/dev/null; true; }"])
 
-    def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
-        self.run(node, ["ip", "addr", "replace", str(address), "dev", ifname])
-
     def add_route(self, node: str, to: IPv4Network, via: str) -> None:
         self.run(node, ["ip", "route", "replace", str(to), "via", via])
 

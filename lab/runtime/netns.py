@@ -97,14 +97,6 @@ class NetnsRuntime:
             ns.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
             ns.link("set", index=idx, state="up")
 
-    def add_address(self, node: str, ifname: str, address: IPv4Interface) -> None:
-        with NetNS(namespace(self.lab, node)) as ns:
-            found = ns.link_lookup(ifname=ifname)
-            if not found:
-                raise LabError(f"{node}: no interface {ifname}")
-            ns.addr("replace", index=found[0], address=str(address.ip),
-                    prefixlen=address.network.prefixlen)
-
     def add_route(self, node: str, to: IPv4Network, via: str) -> None:
         with NetNS(namespace(self.lab, node)) as ns:
             ns.route("replace", dst=str(to), gateway=via)

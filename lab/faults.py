@@ -165,19 +165,44 @@ def _block(running: RunningLab, fault_id: int, a: str, b: str, what: str = "all"
     return f"{what} dropped {src} {arrow} {dst} (nftables on {node})", {"nodes": [node]}
 
 
+def has_netem(running: RunningLab, node: str) -> bool:
+    """Whether the node's kernel has the netem qdisc (this project's CI kernel has not)."""
+    probe = ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "0%"]
+    if running.runtime.run(node, probe, check=False).returncode != 0:
+        return False
+    running.runtime.run(node, ["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+    return True
+
+
+def _loss_revert(running: RunningLab, fault: Fault) -> None:
+    _nft_revert(running, fault)
+    if fault.undo.get("netem"):
+        running.runtime.run(fault.params["node"], ["tc", "qdisc", "del", "dev",
+                                                   fault.params["interface"], "root"],
+                            check=False)
+
+
 @fault_kind("loss", "drop a random PERCENT of packets through a node's interface",
-            revert=_nft_revert)
+            revert=_loss_revert)
 def _loss(running: RunningLab, fault_id: int, node: str, interface: str,
           percent: int) -> tuple[str, dict]:
     _check_interface(running, node, interface)
     if not 0 < int(percent) <= 100:
         raise LabError(f"loss percent={percent}: must be 1..100")
     rule = f"numgen random mod 100 < {int(percent)} counter drop"
-    # netem would do this too, but is missing on kernels like this project's CI kernel;
-    # nftables is everywhere, and the same rule also serves as a partition at 100%.
-    _nft_add(running, node, fault_id, {"in": [PRE, f'iifname "{interface}" {rule}'],
-                                      "out": [POST, f'oifname "{interface}" {rule}']})
-    return f"{percent}% random loss on {node}:{interface} (nftables numgen)", {"nodes": [node]}
+    chains = {"in": [PRE, f'iifname "{interface}" {rule}']}
+    # Outgoing loss from netem where the kernel has it; nftables numgen otherwise (as on
+    # this project's CI kernel). Incoming loss is nftables either way (netem shapes egress).
+    netem = has_netem(running, node)
+    if netem:
+        running.runtime.run(node, ["tc", "qdisc", "add", "dev", interface, "root", "netem",
+                                   "loss", f"{int(percent)}%"])
+    else:
+        chains["out"] = [POST, f'oifname "{interface}" {rule}']
+    _nft_add(running, node, fault_id, chains)
+    how = "netem out, nftables in" if netem else "nftables numgen"
+    return (f"{percent}% random loss on {node}:{interface} ({how})",
+            {"nodes": [node], "netem": netem})
 
 
 @fault_kind("partition", "cut a node off: every packet on every interface dropped",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -131,6 +132,11 @@ class Probe:
             self.src, ["ping", "-D", "-O", "-n", "-i", str(self.interval), "-W", "1",
                        "-c", str(count), self.dst])
         return self
+
+    def stop(self) -> None:
+        """End the probe early (ping stops at SIGINT and still prints its summary)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
 
     def mark(self) -> float:
         """Split the carrier accounting into before and after now (e.g. the fault)."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 KINDS = ("ike", "child")
 # A rekey is one exchange (two for IKEv1 reauthentication) on a lab's fast fabric; this
 # allows for a slow, busy CI machine, plus the traffic awaited on the new SAs.
-PER_REKEY = 1.5
+PER_REKEY = 5.0  # an upper bound: the probe is stopped once the rekeys are done
 LEAD = 1.0  # probe traffic before the first rekey
 CARRIED = 25  # packets each way on the new SAs before the next rekey (0.5 s at 20 ms)
 
@@ -275,6 +275,7 @@ def rekey_under_load(running: RunningLab, tunnel: str, kind: str, count: int, *,
         if time.time() >= probe.started + probe.seconds:
             raise LabError(f"the probe ended before the {count} {kind} rekeys did: "
                            "they did not all happen under load")
+        probe.stop()
         result = probe.finish()
     lost_at = lost_send_times(probe.output, result.started, interval, result.sent)
     return RekeyRun(tunnel, kind, rekeys, result, lost_at)

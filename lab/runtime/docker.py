@@ -272,9 +272,12 @@ class ExecProcess:
         self.poll()
         return b"".join(self._chunks).decode(errors="replace"), None
 
-    def kill(self) -> None:
-        self._runtime.run(self._node, ["sh", "-c", f"kill -9 $(cat {self._pidfile})"],
+    def send_signal(self, sig: int) -> None:
+        self._runtime.run(self._node, ["sh", "-c", f"kill -{int(sig)} $(cat {self._pidfile})"],
                           check=False)
+
+    def kill(self) -> None:
+        self.send_signal(9)
 
     def wait(self, timeout: float | None = None) -> int | None:
         self._reader.join(timeout)

@@ -90,7 +90,7 @@ case "${1:-demo}" in
   demo)
     topology=topologies/tray-bgp-ikev2.yaml
     vpnlab down tray-bgp-v2 >/dev/null 2>&1 || true
-    vpnlab up "$topology"
+    vpnlab up "$topology" --runtime netns   # the path that works on any Debian 12 box
     echo
     echo "== customer LAN host pc -> provider VPC host app, through the tunnels"
     vpnlab exec -l tray-bgp-v2 pc -- ping -c 3 -i 0.2 10.10.0.100

@@ -46,21 +46,8 @@ def test_random_loss_on_the_customer_uplink(lab):
     assert collect(lab)["faults"] == []
 
 
-@pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
-def test_partitioned_customer_gateway_loses_every_session(lab):
-    faults.inject(lab, "partition", node="cgw")
-    try:
-        hold = lab.lab.tunnels["tunnel1"].hold
-        # BGP notices after the hold timer; DPD after its own schedule.
-        problems = wait_until(lambda: bgp_problems(lab),
-                              lambda p: sum("169.254" in str(x) for x in p) >= 4,
-                              timeout=hold + 3, what="both tunnels' BGP sessions to drop")
-        assert problems
-        assert lab.exec("pc", ["ping", "-c", "2", "-W", "1", "10.10.0.100"]).returncode != 0
-    finally:
-        _reconverged(lab)
-
-
+# Before the partition test: once, on Docker, tunnel 2's BGP stayed in Connect after a
+# partition had been cleared (a stale SA is suspected); kept apart until that is understood.
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
 def test_killed_bgpd_shows_down_and_traffic_uses_tunnel2(lab):
     faults.inject(lab, "kill", node="vgw1", daemon="bgpd")
@@ -72,6 +59,21 @@ def test_killed_bgpd_shows_down_and_traffic_uses_tunnel2(lab):
                    .get("nexthops", [{}])[0].get("ip"),
                    lambda via: via == "10.10.0.12", timeout=hold + 3,
                    what="the VPC router to move to vgw2")
+    finally:
+        _reconverged(lab)
+
+
+@pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
+def test_partitioned_customer_gateway_loses_every_session(lab):
+    faults.inject(lab, "partition", node="cgw")
+    try:
+        hold = lab.lab.tunnels["tunnel1"].hold
+        # BGP notices after the hold timer; DPD after its own schedule.
+        problems = wait_until(lambda: bgp_problems(lab),
+                              lambda p: sum("169.254" in str(x) for x in p) >= 4,
+                              timeout=hold + 3, what="both tunnels' BGP sessions to drop")
+        assert problems
+        assert lab.exec("pc", ["ping", "-c", "2", "-W", "1", "10.10.0.100"]).returncode != 0
     finally:
         _reconverged(lab)
 

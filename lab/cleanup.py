@@ -46,11 +46,10 @@ def destroy_all() -> dict[str, list]:
 def leftovers(name: str) -> list[str]:
     """Whatever of lab ``name`` still exists: namespaces, containers, networks, state."""
     found = lab_namespaces(name)
-    from lab import images
     from lab.runtime.docker import LABEL
 
-    if images.daemon_available():
-        docker = images.client()
+    docker = _docker()
+    if docker is not None:
         selector = {"label": f"{LABEL}.lab={name}"}
         found += [c.name for c in docker.containers.list(all=True, filters=selector)]
         found += [n.name for n in docker.networks.list(filters=selector)]
@@ -68,10 +67,20 @@ def destroy_lab(name: str) -> None:
 
 def _docker_leftovers(lab: str | None = None) -> dict[str, list[str]]:
     """Containers and networks labelled vpnlab=1 (of one lab, or all), when Docker answers."""
-    from lab import images
     from lab.runtime.docker import LABEL, destroy_labelled
 
-    if not images.daemon_available():
+    docker = _docker()
+    if docker is None:
         return {}
-    return destroy_labelled(images.client(), {LABEL: "1", **({f"{LABEL}.lab": lab} if lab
+    return destroy_labelled(docker, {LABEL: "1", **({f"{LABEL}.lab": lab} if lab
                                                               else {})})
+
+
+def _docker():
+    """A Docker client when an engine answers (one connection, one ping), else None."""
+    from lab import images
+
+    try:
+        return images.client(timeout=5)
+    except images.ImageError:
+        return None

@@ -52,7 +52,7 @@ def libipsec_raises_acquires(version: str) -> bool:
 
 def raises_acquires(running: RunningLab, node: str) -> bool:
     """Does traffic hitting a trap policy on ``node`` make charon initiate by itself?"""
-    if running.dataplane != dataplane.USERSPACE:
+    if running.dataplane(node) != dataplane.USERSPACE:
         return True
     with running.charon(node).session() as s:
         version = s.version()["version"].decode()

@@ -34,9 +34,12 @@ class Problem:
 
 def tunnel_problems(running: RunningLab) -> list[Problem]:
     problems = []
+    gateways = sorted({ep.node for t in running.lab.tunnels.values()
+                       for ep in (t.provider, t.customer)})
+    sas = _read_all(lambda n: running.charon(n).ike_sas(), gateways)
     for t in running.lab.tunnels.values():
         for ep in (t.provider, t.customer):
-            sa = running.charon(ep.node).ike_sas().get(t.name)
+            sa = sas[ep.node].get(t.name)
             if sa is None:
                 problems.append(Problem("ike", ep.node, f"no IKE SA on {ep.node}", t.name))
                 continue
@@ -107,5 +110,10 @@ def route_problems(running: RunningLab) -> list[Problem]:
 
 
 def convergence_problems(running: RunningLab) -> list[Problem]:
-    """Tunnels first: BGP and routes cannot hold before the SAs do."""
-    return tunnel_problems(running) or bgp_problems(running) or route_problems(running)
+    """Tunnels first: BGP and routes cannot hold before the SAs do. BGP and routes are
+    read side by side (on Docker each read is an exec), and reported in that order."""
+    if problems := tunnel_problems(running):
+        return problems
+    with ThreadPoolExecutor(2) as pool:
+        bgp, routes = pool.submit(bgp_problems, running), pool.submit(route_problems, running)
+        return bgp.result() or routes.result()

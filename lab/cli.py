@@ -76,7 +76,7 @@ def validate(file: Path) -> None:
               default=Path("rendered"), show_default=True)
 @click.option("--reveal-secrets", is_flag=True, help="write the real PSKs into swanctl.conf")
 def render(file: Path, output: Path, reveal_secrets: bool) -> None:
-    """Write every node's strongswan.conf, swanctl.conf, frr.conf and nftables rules."""
+    """Write every node's strongSwan, FRR (staticd, bgpd) and nftables files."""
     lab = load_lab(file)
     written = render_lab(lab, output, reveal_secrets=reveal_secrets)
     for path in written:
@@ -130,8 +130,11 @@ def status(lab_name: str | None, as_json: bool) -> None:
 
 
 def _print_status(data: dict) -> None:
+    planes = sorted(set(data["dataplane"].values()))
+    plane = planes[0] if len(planes) == 1 else ", ".join(f"{n} {p}" for n, p in
+                                                         data["dataplane"].items())
     out.print(f"lab [bold]{data['lab']}[/]  runtime {data['runtime']}  "
-              f"data plane {data['dataplane']}  profile {data['profile']}")
+              f"data plane {plane or '-'}  profile {data['profile']}")
     t = Table(title="tunnels", title_justify="left")
     for col in ("tunnel", "node", "IKE", "IKE proposal", "CHILD", "ESP proposal", "pkts in/out",
                 "BGP"):

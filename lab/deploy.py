@@ -8,6 +8,7 @@ be called and timed on its own; ``down`` is the reverse and always runs to the e
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from lab.errors import ConvergenceTimeout, LabError
 from lab.render import render_node
 from lab.render.swanctl import connections, secrets
 from lab.runtime import make as make_runtime
+from lab.runtime.base import Link
 from lab.runtime.netns import lab_namespaces
 from lab.topology.model import Lab, Node
 from lab.waits import wait_until
@@ -59,9 +61,9 @@ class RunningLab:
     def name(self) -> str:
         return self.lab.name
 
-    @property
-    def dataplane(self) -> str:
-        return self.meta.get("dataplane", dataplane.USERSPACE)
+    def dataplane(self, node: str) -> str:
+        """The IPsec data plane a gateway uses: the kernel's ESP or userspace."""
+        return self.meta.get("dataplane", {}).get(node, dataplane.USERSPACE)
 
     @cached_property
     def _charons(self) -> dict[str, Charon]:
@@ -97,63 +99,77 @@ class RunningLab:
         state.save(self.lab, self.meta)
 
     def create_nodes(self) -> None:
-        _each(lambda n: self.runtime.create_node(
-            n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"}),
-            self.lab.nodes.values())
+        """The nodes, and beside them (one after another) the segments they will join."""
+        def node(n: Node):
+            return lambda: self.runtime.create_node(
+                n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"})
 
-    def wire_segments(self) -> None:
+        _each(lambda job: job(), [*map(node, self.lab.nodes.values()), self._create_segments])
+
+    def _create_segments(self) -> None:
         used = {i.segment for n in self.lab.nodes.values() for i in n.interfaces}
         for seg, subnet in self.lab.segments.items():
             if seg in used:
                 taken = {i.address.ip for n in self.lab.nodes.values() for i in n.interfaces
                          if i.segment == seg}
                 self.runtime.create_segment(seg, subnet, taken)
-        _each(lambda node: [self.runtime.attach(node.name, i.segment, i.name, i.address)
-                            for i in node.interfaces], self.lab.nodes.values())
+
+    def wire_segments(self) -> None:
+        _each(lambda node: self.runtime.attach(
+            node.name, [Link(i.segment, i.name, i.address) for i in node.interfaces]),
+            self.lab.nodes.values())
 
     def render(self) -> None:
-        gateways = [n for n, node in self.lab.nodes.items() if node.charon]
-        plane = dataplane.detect(self.runtime, gateways[0]) if gateways else dataplane.USERSPACE
-        self.meta = state.update_meta(self.name, {"dataplane": plane})
+        planes: dict[str, str] = {}
 
         def write(node: Node) -> None:
+            # Each gateway's data plane is what its own kernel offers (ESP or not).
+            plane = dataplane.detect(self.runtime, node.name) if node.charon else None
+            if plane:
+                planes[node.name] = plane
             d = self.runtime.node_dir(node.name)
             files = render_node(self.lab, node, d, vici=self.runtime.vici_uri(node.name),
-                                userspace=plane == dataplane.USERSPACE)
+                                userspace=plane != dataplane.KERNEL)
             self.runtime.write_files(node.name, d, files)
 
         _each(write, self.lab.nodes.values())
+        self.meta = state.update_meta(self.name, {"dataplane": planes})
 
     def configure_nodes(self) -> None:
         def configure(node: Node) -> None:
-            d = self.runtime.node_dir(node.name)
-            self.runtime.run(node.name, ["nft", "-f", str(d / "nftables.nft")])
+            # One command per node (on Docker, one exec): its firewall, then the static
+            # routes of a node without FRR (FRR nodes get theirs from staticd).
+            steps = [shlex.join(["nft", "-f", str(self.runtime.node_dir(node.name) /
+                                                  "nftables.nft")])]
             if not node.frr:
-                for r in node.routes:
-                    self.runtime.add_route(node.name, r.to, str(r.via))
+                steps += [f"ip route replace {r.to} via {r.via}" for r in node.routes]
+            self.runtime.run(node.name, ["sh", "-c", " && ".join(steps)])
 
         _each(configure, self.lab.nodes.values())
 
     def start_daemons(self) -> None:
-        _each(Charon.start, self._charons.values())
-        _each(Frr.start, self._frrs.values())
+        # FRR reads its configuration as it starts, all nodes at once: bgpd waits a second
+        # (its start timer) before its first connection, by which time the routers, whose
+        # iBGP neighbors are passive, are listening.
+        _each(lambda start: start(), [*(c.start for c in self._charons.values()),
+                                      *(f.start for f in self._frrs.values())])
         _each(Charon.wait_ready, self._charons.values())
-        _each(Frr.wait_ready, self._frrs.values())
 
     def load_configs(self) -> None:
-        # Routers first: their iBGP neighbors are passive, so gateways find them listening.
-        routers = [f for f in self._frrs.values() if self.lab.nodes[f.node].role == "router"]
-        for group in (routers, [f for f in self._frrs.values() if f not in routers]):
-            _each(lambda f: f.configure(str(self.runtime.node_dir(f.node) / "frr.conf")), group)
+        _each(self._add_inside_addresses,
+              [n for n in self._charons if self.lab.nodes[n].inside_addresses])
         # Responders first, so the initiators' first IKE packet finds a loaded config.
         for kind in ("provider", "customer"):
-            _each(self.load_charon,
+            _each(self._load_connections,
                   [n for n in self._charons if self.lab.nodes[n].site_kind == kind])
 
     def load_charon(self, node: str) -> None:
         """Give a (re)started charon its inside addresses, keys and connections."""
         if self.lab.nodes[node].inside_addresses:
             self._add_inside_addresses(node)
+        self._load_connections(node)
+
+    def _load_connections(self, node: str) -> None:
         self.charon(node).load(connections(self.lab, node), secrets(self.lab, node, reveal=True))
 
     def restart_daemon(self, node: str, daemon: str) -> None:
@@ -163,11 +179,11 @@ class RunningLab:
             self.charon(node).wait_ready()
             self.load_charon(node)
         else:
-            self.frr(node).restart(daemon, str(self.runtime.node_dir(node) / "frr.conf"))
+            self.frr(node).restart(daemon)
 
     def _add_inside_addresses(self, node: str) -> None:
         """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""
-        dev = "ipsec0" if self.dataplane == dataplane.USERSPACE else "lo"
+        dev = "ipsec0" if self.dataplane(node) == dataplane.USERSPACE else "lo"
         # One command that fails until charon has created the TUN device: the poll is the add.
         add = " && ".join(f"ip addr replace {a} dev {dev}"
                           for a in self.lab.nodes[node].inside_addresses)
@@ -257,7 +273,7 @@ def _diagnose(running: RunningLab) -> list[object]:
 def _each(work: Callable[[T], object], items: Iterable[T]) -> None:
     """Do ``work`` for every item side by side: most of a phase is waiting on the kernel,
     a daemon or the Docker engine, node by node. The first error is raised."""
-    with ThreadPoolExecutor(6) as pool:
+    with ThreadPoolExecutor(8) as pool:
         for _ in pool.map(work, list(items)):
             pass
 

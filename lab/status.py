@@ -49,7 +49,7 @@ def collect(running: RunningLab) -> dict:
         "source": lab.source,
         "profile": lab.profile,
         "runtime": running.runtime.kind,
-        "dataplane": running.dataplane,
+        "dataplane": {n: running.dataplane(n) for n, node in lab.nodes.items() if node.charon},
         "phase": running.meta.get("phase"),
         "tunnels": [
             {"name": t.name, "routing": t.routing,

@@ -7,6 +7,8 @@ the SA counters that the packets went through the tunnels.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lab.checks import bgp_problems, route_problems, tunnel_problems
@@ -25,7 +27,9 @@ def test_converges(lab):
     assert bgp_problems(lab) == []
     assert route_problems(lab) == []
     status = collect(lab)
-    assert status["dataplane"] in ("userspace", "kernel")
+    gateways = {n.name for n in lab.lab.nodes.values() if n.charon}
+    assert set(status["dataplane"]) == gateways
+    assert set(status["dataplane"].values()) <= {"userspace", "kernel"}
     for tunnel in status["tunnels"]:
         for side in ("provider", "customer"):
             assert tunnel[side]["ike_state"] == "ESTABLISHED"
@@ -75,3 +79,32 @@ def test_testinfra_hosts_see_the_lab(lab, lab_hosts):
     cgw = lab_hosts["cgw"]
     assert cgw.interface("ipsec0").exists
     assert cgw.process.filter(comm="charon")
+
+
+def test_a_line_frr_rejects_stops_the_bring_up(lab_runtime, monkeypatch):
+    """FRR's daemons read their own files and skip what they reject: vpnlab must not."""
+    from lab import deploy
+    from lab.cleanup import leftovers
+    from lab.errors import LabError
+    from lab.pytest_plugin import lab_name, topology_path
+    from lab.topology import load_lab
+
+    def with_a_typo(lab, node, *args, **kwargs):
+        files = render_node(lab, node, *args, **kwargs)
+        if "bgpd.conf" in files:
+            files["bgpd.conf"] += f"router bgp {node.bgp.asn}\n neighbour 192.0.2.9 remote-as 1\n"
+        return files
+
+    from lab.render import render_node
+    monkeypatch.setattr(deploy, "render_node", with_a_typo)
+    path = topology_path("tray-bgp-ikev2.yaml")
+    lab = load_lab(path, name=lab_name(path, "-rej"))
+    try:
+        running = deploy.up(lab, runtime=lab_runtime)
+    except LabError as exc:
+        assert re.search(r"FRR rejected its configuration:\n.*config line \d+:\s+"
+                         r"neighbour 192.0.2.9", str(exc)), str(exc)
+    else:
+        running.down()
+        pytest.fail("the lab came up with a line bgpd rejected")
+    assert leftovers(lab.name) == []

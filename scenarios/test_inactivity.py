@@ -185,7 +185,7 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
             ping(running, PROVIDER_HOST, CUSTOMER_ADDR, 3)
             stayed = _holds(lambda: _children(running), _all_down, 2.0)
             drops = _said(_drain(p_events), f"outbound IPsec SA for reqid {{{reqid}}}, dropping")
-            print(f"IKEv1 on {running.dataplane} data plane without acquires: libipsec "
+            print(f"IKEv1 on {running.dataplane(provider)} data plane without acquires: libipsec "
                   f"logged {len(drops)} drop(s) for reqid {reqid}: {drops[:1]}; SA stayed down")
             assert drops, "the trap policy did not catch the provider's packets"
             assert stayed is None, "the SA came back with no acquire: what initiated it?"

@@ -48,8 +48,8 @@ def natt_variant(tmp: Path, name: str, **customer) -> Lab:
 
 def test_router_beside_a_nat_gateway_default_routes_via_it(nat: Lab) -> None:
     assert routes(nat, "vpc-rtr") == [("0.0.0.0/0", "10.10.0.254")]
-    # FRR nodes get their static routes from staticd, in frr.conf.
-    assert "ip route 0.0.0.0/0 10.10.0.254" in render(nat, "vpc-rtr")["frr.conf"].splitlines()
+    # FRR nodes get their static routes from staticd, in its own file.
+    assert "ip route 0.0.0.0/0 10.10.0.254" in render(nat, "vpc-rtr")["staticd.conf"].splitlines()
     # Hosts still go via the router; gateways, the NAT gateway and web need no default.
     assert routes(nat, "app") == [("0.0.0.0/0", "10.10.0.1")]
     for node in ("vgw1", "vgw2", "cgw", "nat-gw", "web"):
@@ -109,7 +109,7 @@ def test_swanctl_addresses_and_ids_behind_nat(natt: Lab) -> None:
 
 def test_gateway_behind_nat_default_routes_via_it_and_the_nat_routes_back(natt: Lab) -> None:
     assert routes(natt, "cgw") == [("0.0.0.0/0", "192.168.100.1")]
-    assert "ip route 0.0.0.0/0 192.168.100.1" in render(natt, "cgw")["frr.conf"].splitlines()
+    assert "ip route 0.0.0.0/0 192.168.100.1" in render(natt, "cgw")["staticd.conf"].splitlines()
     assert routes(natt, "cust-nat") == [("172.16.1.0/24", PRIVATE)]
     assert routes(natt, "vgw1") == [] and routes(natt, "vpc-rtr") == []
 

@@ -76,7 +76,10 @@ def swanctl(lab: Lab, node: str, **kwargs) -> dict:
 
 
 def frr_lines(lab: Lab, node: str) -> list[str]:
-    return [line.strip() for line in render(lab, node)["frr.conf"].splitlines()]
+    """staticd's and bgpd's files, as one list of stripped lines."""
+    files = render(lab, node)
+    return [line.strip() for daemon in ("staticd", "bgpd")
+            for line in files[f"{daemon}.conf"].splitlines()]
 
 
 def address_family(lines: list[str]) -> list[str]:
@@ -192,7 +195,7 @@ def test_only_nodes_with_tunnels_run_charon(bgp: Lab) -> None:
         assert {"strongswan.conf", "swanctl.conf"} <= set(render(bgp, node)), node
 
 
-# --- frr.conf ----------------------------------------------------------------------------
+# --- staticd.conf, bgpd.conf ----------------------------------------------------------------
 
 def test_provider_gateway_bgp(bgp: Lab) -> None:
     lines = frr_lines(bgp, "vgw1")
@@ -266,7 +269,8 @@ def test_static_gateways_pass_only_tunnel_routes_with_tunnel_order_preference(
 
 
 def test_static_customer_gateway_without_router_runs_no_frr(static_v1: Lab) -> None:
-    assert "frr.conf" not in render(static_v1, "cgw")
+    files = render(static_v1, "cgw")
+    assert "bgpd.conf" not in files and "staticd.conf" not in files
 
 
 # --- hosts -------------------------------------------------------------------------------

@@ -28,44 +28,78 @@ class Frr:
         mgmtd = self.runtime.run(self.node, ["test", "-x", f"{FRR_BIN}/mgmtd"], check=False)
         return ("mgmtd", *DAEMONS) if mgmtd.returncode == 0 else DAEMONS
 
-    def _argv(self, daemon: str) -> list[str]:
+    def _argv(self, daemon: str, mgmtd: bool) -> list[str]:
         d = self.dir
-        # FRR 8 daemons read a config file of their own unless told otherwise; FRR 10 ones
-        # take theirs only from vtysh and have no -f.
-        no_file = ["-f", "/dev/null"] if "mgmtd" not in self.daemons else []
-        return [f"{FRR_BIN}/{daemon}", "-d", *no_file, "-i", f"{d}/{daemon}.pid",
+        # Each daemon reads its own file at start: bgpd always; staticd and zebra on FRR 8
+        # (zebra has nothing to read). FRR 10's mgmtd, zebra and staticd take no file.
+        if daemon == "bgpd" or (daemon == "staticd" and not mgmtd):
+            conf = ["-f", f"{d}/{daemon}.conf"]
+        else:
+            conf = [] if mgmtd else ["-f", "/dev/null"]
+        return [f"{FRR_BIN}/{daemon}", "-d", *conf, "-i", f"{d}/{daemon}.pid",
                 "-z", f"{d}/zserv.api", "--vty_socket", str(d), "--log", f"file:{d}/{daemon}.log"]
 
-    def start(self) -> None:
-        # Few commands, each a daemon that forks into the background: in a container every
-        # command is an exec round trip. mgmtd (FRR 10) comes up before zebra.
-        mkdir = shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(self.dir)])
-        for daemon in self.daemons[:-2]:
-            start = shlex.join(self._argv(daemon))
-            self.runtime.run(self.node, ["sh", "-c", f"{mkdir} && {start}"])
-            if daemon == "mgmtd":
-                self.wait_ready(daemons=("mgmtd",))
-        # staticd and bgpd only need zebra's socket.
-        self.runtime.run(self.node, ["sh", "-c", " && ".join(shlex.join(self._argv(d))
-                                                            for d in self.daemons[-2:])])
+    def _static_routes(self) -> str:
+        """The shell command that gives mgmtd (FRR 10) staticd's routes, if there are any.
+        It runs before bgpd is up: vtysh marks a config load, and bgpd holds its sessions
+        back for a second after one."""
+        conf = f"{self.dir}/staticd.conf"
+        return (f"if grep -q '^ip route' {conf}; then "
+                f"{shlex.join(['vtysh', '--vty_socket', str(self.dir), '-f', conf])}; fi")
 
-    def restart(self, daemon: str, conf_file: str) -> None:
-        """Start one daemon again (after a kill) and give it back its configuration."""
-        self.runtime.run(self.node, ["rm", "-f", f"{self.dir}/{daemon}.vty"])
-        self.runtime.run(self.node, self._argv(daemon))
+    def start(self) -> None:
+        """Start every daemon with its configuration in one command (on Docker every
+        command is an exec round trip). ``-d`` returns once a daemon is ready, so each
+        finds the one before it listening; mgmtd (FRR 10) comes first."""
+        d, bin_ = self.dir, FRR_BIN
+        files = [str(self.runtime.node_dir(self.node) / f"{n}.conf") for n in ("staticd", "bgpd")]
+        modern = [*(shlex.join(self._argv(n, True)) for n in ("mgmtd", "zebra", "staticd")),
+                  self._static_routes(), shlex.join(self._argv("bgpd", True)), "echo mgmtd"]
+        classic = [shlex.join(self._argv(n, False)) for n in DAEMONS]
+        script = "\n".join([
+            "set -e",
+            shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(d)]),
+            shlex.join(["install", "-m", "600", "-o", "frr", "-g", "frr", *files, str(d)]),
+            # A daemon skips the lines of its file it rejects and goes on without them, and
+            # reads the file only after -d has returned: a dry run (-C) names them first.
+            f"rejected=$({{ {bin_}/bgpd -C -f {d}/bgpd.conf --log stdout; "
+            f"[ -x {bin_}/mgmtd ] || {bin_}/staticd -C -f {d}/staticd.conf --log stdout; }} "
+            "2>&1 | grep 'on config line' || true)",
+            'if [ -n "$rejected" ]; then echo "$rejected" | sed "s/^/rejected: /"; exit 3; fi',
+            f"if [ -x {bin_}/mgmtd ]; then",
+            *modern,
+            "else",
+            *classic,
+            "fi",
+            self._missing_command(("mgmtd", *DAEMONS)),
+        ])
+        proc = self.runtime.run(self.node, ["sh", "-c", script], check=False)
+        rejected = [line for line in proc.stdout.splitlines() if line.startswith("rejected: ")]
+        if rejected:
+            raise LabError(f"{self.node}: FRR rejected its configuration:\n" +
+                           "\n".join(rejected[:10]))
+        if proc.returncode != 0:
+            raise LabError(f"{self.node}: starting FRR failed ({proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()[:800]}")
+        said = proc.stdout.split()
+        self.__dict__["daemons"] = ("mgmtd", *DAEMONS) if "mgmtd" in said else DAEMONS
+        if {f"{d}/{n}.vty" for n in self.daemons} & set(said):
+            self.wait_ready()
+
+    def restart(self, daemon: str) -> None:
+        """Start one daemon again (after a kill); it reads its own configuration, or (FRR
+        10) mgmtd's routes are given again."""
+        mgmtd = "mgmtd" in self.daemons
+        again = shlex.join(self._argv(daemon, mgmtd))
+        if mgmtd and daemon != "bgpd":
+            again += " && " + self._static_routes()
+        self.runtime.run(self.node, ["sh", "-c", f"rm -f {self.dir}/{daemon}.vty && {again}"])
         self.wait_ready(daemons=(daemon,))
-        self.configure(conf_file)
 
     def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] | None = None) -> None:
         wait_until(lambda: self._missing_sockets(daemons or self.daemons),
                    lambda missing: not missing,
                    timeout=timeout, interval=0.02, what=f"FRR vty sockets on {self.node}")
-
-    def configure(self, conf_file: str) -> None:
-        proc = self.vtysh(["-f", conf_file], check=False)
-        if proc.returncode != 0:
-            raise LabError(f"{self.node}: FRR rejected {conf_file}: "
-                           f"{(proc.stdout + proc.stderr).strip()[:800]}")
 
     def vtysh(self, args: list[str], check: bool = True):
         return self.runtime.run(self.node, ["vtysh", "--vty_socket", str(self.dir), *args],
@@ -115,10 +149,14 @@ class Frr:
         return self.show("show ip route", daemon="zebra")
 
     def _missing_sockets(self, daemons: tuple[str, ...]) -> list[str]:
-        sockets = " ".join(f"{self.dir}/{d}.vty" for d in daemons)
-        proc = self.runtime.run(self.node, ["sh", "-c", f"for s in {sockets}; do "
-                                            '[ -S "$s" ] || echo "$s"; done'], check=False)
+        proc = self.runtime.run(self.node, ["sh", "-c", self._missing_command(daemons)],
+                                check=False)
         return proc.stdout.split()
+
+    def _missing_command(self, daemons: tuple[str, ...]) -> str:
+        """A shell loop printing the vty socket of each daemon that has none (yet)."""
+        sockets = " ".join(f"{self.dir}/{d}.vty" for d in daemons)
+        return f'for s in {sockets}; do [ -S "$s" ] || echo "$s"; done'
 
     def log_tail(self, lines: int = 10) -> str:
         return tail(self.runtime.read_file(self.node, self.dir / "bgpd.log") or "", lines)

@@ -42,7 +42,11 @@ def render_node(lab: Lab, node: Node, node_dir: PurePath, *, userspace: bool = T
             retransmit=lab.retransmit)
         files["swanctl.conf"] = swanctl_conf(lab, node.name, reveal=reveal_secrets)
     if node.frr:
-        files["frr.conf"] = _env.get_template("frr/frr.conf.j2").render(**ctx)
+        # One file per daemon, read by the daemon itself at start: a config loaded later
+        # through vtysh makes bgpd hold its sessions back for another second.
+        for daemon in ("staticd", "bgpd"):
+            files[f"{daemon}.conf"] = _env.get_template(f"frr/{daemon}.conf.j2").render(
+                **ctx, daemon=daemon)
     return files
 
 

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class Link(NamedTuple):
+    """One of a node's interfaces: on which segment, its name, its address."""
+
+    segment: str
+    ifname: str
+    address: IPv4Interface
 
 
 class Runtime(Protocol):
@@ -21,9 +30,7 @@ class Runtime(Protocol):
     def create_node(self, node: str, release: str, sysctls: dict[str, str]) -> None: ...
     def create_segment(self, segment: str, subnet: IPv4Network,
                        taken: set[IPv4Address]) -> None: ...
-    def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None: ...
-    def add_route(self, node: str, to: IPv4Network, via: str) -> None: ...
-    def sysctl(self, node: str, values: dict[str, str]) -> None: ...
+    def attach(self, node: str, links: Sequence[Link]) -> None: ...
 
     # files inside a node
     def node_dir(self, node: str) -> PurePosixPath: ...

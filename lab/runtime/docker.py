@@ -20,12 +20,14 @@ import subprocess
 import tarfile
 import threading
 import uuid
+from collections.abc import Sequence
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path, PurePosixPath
 
 from lab import state
 from lab.errors import LabError
+from lab.runtime.base import Link
 from lab.runtime.netns import NODE_SYSCTLS
 
 VICI_PORT = 4502
@@ -50,6 +52,7 @@ class DockerRuntime:
         self.mgmt = f"vpnlab-{lab}-mgmt"
         self._containers: dict = {}
         self._vici_ports: dict[str, int] = {}
+        self._networks: dict = {}
         self._mgmt_lock = threading.Lock()
 
     @cached_property
@@ -91,11 +94,7 @@ class DockerRuntime:
                 ports={f"{VICI_PORT}/tcp": ("127.0.0.1", None)})
         except Exception as exc:
             raise LabError(f"{node}: cannot start container {name}: {exc}") from None
-        c.reload()
         self._containers[node] = c
-        # The management interface exists for vici only: no default route through it.
-        self.run(node, ["sh", "-c", f"ip route del default; ip link set eth0 name mgmt0 "
-                        f"2>/dev/null; mkdir -p {self.node_dir(node)}"], check=False)
 
     def _ensure_mgmt_network(self) -> None:
         """The lab's own management bridge, for vici only: a fresh one per lab, so nothing
@@ -113,7 +112,7 @@ class DockerRuntime:
         # Not "internal": Docker then drops bridged frames whose source is outside that
         # subnet, i.e. every lab packet. No masquerading: nothing leaves through the host.
         try:
-            self.docker.networks.create(
+            self._networks[segment] = self.docker.networks.create(
                 f"vpnlab-{self.lab}-{segment}", driver="bridge",
                 labels=self._labels(**{f"{LABEL}.segment": segment, f"{LABEL}.subnet":
                                        str(subnet)}),
@@ -122,40 +121,50 @@ class DockerRuntime:
         except Exception as exc:
             raise LabError(f"segment {segment}: cannot create Docker network: {exc}") from None
 
-    def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None:
-        network = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
+    def attach(self, node: str, links: Sequence[Link]) -> None:
         c = self._container(node)
-        network.connect(c)
+        for link in links:
+            self._network(link.segment).connect(c)
         c.reload()
-        given = c.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-        # Find Docker's ethN by the address Docker gave it, name it after the segment, and
-        # swap Docker's address (and any default route it added) for the lab's, in one exec.
-        self.run(node, ["sh", "-c", f'dev=$(ip -o -4 addr show to {given}/32 | '
-                        "awk '{print $2}'); "
-                        f'ip link set "$dev" down && ip addr flush dev "$dev" && '
-                        f'ip link set "$dev" name {ifname} && '
-                        f"ip addr add {address} dev {ifname} && ip link set {ifname} up && "
-                        "{ ip route del default 2>/dev/null; true; }"])
+        networks = c.attrs["NetworkSettings"]["Networks"]
+        # One exec for the whole node. The management interface exists for vici only: it
+        # loses its default route. Docker's ethN are found by the address Docker gave them
+        # and renamed in two steps (a lab may call an interface eth1 while Docker's eth1 is
+        # another segment); Docker's addresses make way for the lab's.
+        steps = ["{ ip route del default 2>/dev/null; true; }", "ip link set eth0 name mgmt0"]
+        for i, link in enumerate(links):
+            given = networks[f"vpnlab-{self.lab}-{link.segment}"]["IPAddress"]
+            steps.append(f"dev=$(ip -o -4 addr show to {given}/32 | awk '{{print $2}}') && "
+                         f'ip link set "$dev" down && ip addr flush dev "$dev" && '
+                         f'ip link set "$dev" name vpnlab{i}')
+        for i, link in enumerate(links):
+            steps.append(f"ip link set vpnlab{i} name {link.ifname} && "
+                         f"ip addr add {link.address} dev {link.ifname} && "
+                         f"ip link set {link.ifname} up")
+        steps.append("{ ip route del default 2>/dev/null; true; }")
+        self.run(node, ["sh", "-c", " && ".join(steps)])
 
-    def add_route(self, node: str, to: IPv4Network, via: str) -> None:
-        self.run(node, ["ip", "route", "replace", str(to), "via", via])
-
-    def sysctl(self, node: str, values: dict[str, str]) -> None:
-        self.run(node, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())])
+    def _network(self, segment: str):
+        if segment not in self._networks:
+            self._networks[segment] = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
+        return self._networks[segment]
 
     # files -------------------------------------------------------------------------------
     def node_dir(self, node: str) -> PurePosixPath:
         return PurePosixPath(state.lab_dir(self.lab) / node)
 
     def write_files(self, node: str, directory: PurePosixPath, files: dict[str, str]) -> None:
-        buf = io.BytesIO()  # one archive, one API call, for all of a node's files
+        # One archive, one API call, for all of a node's files, unpacked at / so that
+        # Docker makes the missing directories too.
+        buf = io.BytesIO()
+        inside = directory.relative_to("/")
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for name, text in files.items():
                 data = text.encode()
-                info = tarfile.TarInfo(name)
+                info = tarfile.TarInfo(str(inside / name))
                 info.size, info.mode = len(data), 0o600
                 tar.addfile(info, io.BytesIO(data))
-        if not self._container(node).put_archive(str(directory), buf.getvalue()):
+        if not self._container(node).put_archive("/", buf.getvalue()):
             raise LabError(f"{node}: could not copy its files into {directory}")
 
     def read_file(self, node: str, path: PurePosixPath) -> str | None:

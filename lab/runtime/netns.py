@@ -12,13 +12,15 @@ import os
 import signal
 import socket
 import subprocess
-from ipaddress import IPv4Interface, IPv4Network
+from collections.abc import Sequence
+from ipaddress import IPv4Network
 from pathlib import Path, PurePosixPath
 
 from pyroute2 import NetNS, netns
 
 from lab import state
 from lab.errors import LabError
+from lab.runtime.base import Link
 
 PREFIX = "vpnlab."
 FABRIC = "_fabric"
@@ -68,7 +70,7 @@ class NetnsRuntime:
         netns.create(name)
         with NetNS(name) as ns:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-        self.sysctl(node, {**NODE_SYSCTLS, **(sysctls or {})})
+        self._sysctl(node, {**NODE_SYSCTLS, **(sysctls or {})})
         Path(self.node_dir(node)).mkdir(parents=True, exist_ok=True)
 
     def create_segment(self, segment: str, subnet: IPv4Network | None = None,
@@ -83,25 +85,24 @@ class NetnsRuntime:
     def _bridge(self, segment: str) -> str:
         return f"br{self._segments.index(segment)}"
 
-    def attach(self, node: str, segment: str, ifname: str, address: IPv4Interface) -> None:
-        self._ports += 1
-        port = f"p{self._ports}"
-        with NetNS(self.fabric) as fab:
-            fab.link("add", ifname=port, kind="veth",
-                     peer={"ifname": ifname, "net_ns_fd": namespace(self.lab, node)})
-            idx = fab.link_lookup(ifname=port)[0]
-            fab.link("set", index=idx, master=fab.link_lookup(ifname=self._bridge(segment))[0])
-            fab.link("set", index=idx, state="up")
-        with NetNS(namespace(self.lab, node)) as ns:
-            idx = ns.link_lookup(ifname=ifname)[0]
-            ns.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
-            ns.link("set", index=idx, state="up")
+    def attach(self, node: str, links: Sequence[Link]) -> None:
+        for link in links:
+            self._ports += 1
+            port = f"p{self._ports}"
+            with NetNS(self.fabric) as fab:
+                fab.link("add", ifname=port, kind="veth",
+                         peer={"ifname": link.ifname, "net_ns_fd": namespace(self.lab, node)})
+                idx = fab.link_lookup(ifname=port)[0]
+                fab.link("set", index=idx,
+                         master=fab.link_lookup(ifname=self._bridge(link.segment))[0])
+                fab.link("set", index=idx, state="up")
+            with NetNS(namespace(self.lab, node)) as ns:
+                idx = ns.link_lookup(ifname=link.ifname)[0]
+                ns.addr("add", index=idx, address=str(link.address.ip),
+                        prefixlen=link.address.network.prefixlen)
+                ns.link("set", index=idx, state="up")
 
-    def add_route(self, node: str, to: IPv4Network, via: str) -> None:
-        with NetNS(namespace(self.lab, node)) as ns:
-            ns.route("replace", dst=str(to), gateway=via)
-
-    def sysctl(self, node: str, values: dict[str, str]) -> None:
+    def _sysctl(self, node: str, values: dict[str, str]) -> None:
         self.run(node, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())])
 
     # commands and daemons ----------------------------------------------------------------

@@ -52,6 +52,22 @@ def tunnel_problems(running: RunningLab) -> list[Problem]:
             problems += [Problem("ike", ep.node, f"CHILD_SA {child} not installed on {ep.node}",
                                  t.name)
                          for child in connection(t, ep.node)["children"] if child not in installed]
+    return problems + shared_reqids(sas)
+
+
+def shared_reqids(sas: dict[str, dict[str, dict]]) -> list[Problem]:
+    """CHILD_SAs of different tunnels on one node with one reqid: the userspace data plane
+    sends both tunnels' traffic out in one of them, and the other tunnel is dead."""
+    problems = []
+    for node, by_tunnel in sas.items():
+        owners: dict[str, set[str]] = {}
+        for tunnel, sa in by_tunnel.items():
+            for child in sa.get("child-sas", {}).values():
+                if child.get("state") == "INSTALLED" and child.get("reqid"):
+                    owners.setdefault(child["reqid"], set()).add(tunnel)
+        problems += [Problem("ike", node, f"tunnels {', '.join(sorted(tunnels))} share reqid "
+                             f"{reqid} on {node}", min(tunnels))
+                     for reqid, tunnels in sorted(owners.items()) if len(tunnels) > 1]
     return problems
 
 

@@ -29,3 +29,16 @@ def wait_until(probe: Callable[[], T], done: Callable[[T], bool], *, timeout: fl
             raise error(f"timed out after {timeout:g}s waiting for {what}; "
                                      f"last seen:\n{explain(value)}")
         time.sleep(interval)
+
+
+def holds_for(probe: Callable[[], T], ok: Callable[[T], bool], seconds: float,
+              interval: float = 0.1) -> T | None:
+    """Poll for ``seconds`` that a condition stays true; the first value that is not
+    ``ok``, or None if every one was."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if not ok(value):
+            return value
+        time.sleep(interval)
+    return None

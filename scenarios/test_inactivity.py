@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ from lab.probe import REPLY, Probe
 from lab.pytest_plugin import TOPOLOGIES, lab_name, running_lab
 from lab.render.swanctl import connection
 from lab.traffic import packets, ping
-from lab.waits import wait_until
+from lab.waits import holds_for, wait_until
 
 INACTIVITY = 5
 # charon measures idleness in whole seconds (so 4..5 s may count as 5) and re-checks up to
@@ -113,18 +112,6 @@ def _ike_states(running: RunningLab) -> dict[str, str | None]:
             for n in (t.provider.node, t.customer.node)}
 
 
-def _holds(probe: Callable[[], object], ok: Callable[[object], bool], seconds: float,
-           interval: float = 0.1) -> object | None:
-    """Poll for ``seconds``; the first value that is not ``ok``, or None if all were."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if not ok(value):
-            return value
-        time.sleep(interval)
-    return None
-
-
 def _wait_down(running: RunningLab, since: float) -> float:
     """Poll until the CHILD_SA is gone on both ends; seconds since ``since`` (epoch)."""
     wait_until(lambda: _children(running), _all_down, timeout=TEARDOWN[1] + 2, interval=0.05,
@@ -183,7 +170,7 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
         native = raises_acquires(running, provider)
         if not native:
             ping(running, PROVIDER_HOST, CUSTOMER_ADDR, 3)
-            stayed = _holds(lambda: _children(running), _all_down, 2.0)
+            stayed = holds_for(lambda: _children(running), _all_down, 2.0)
             drops = _said(_drain(p_events), f"outbound IPsec SA for reqid {{{reqid}}}, dropping")
             print(f"IKEv1 on {running.dataplane(provider)} data plane without acquires: libipsec "
                   f"logged {len(drops)} drop(s) for reqid {reqid}: {drops[:1]}; SA stayed down")
@@ -240,7 +227,7 @@ def test_ikev2_customer_keepalive_keeps_the_sa_up(ikev2: RunningLab):
     with Probe(running, CUSTOMER_HOST, PROVIDER_ADDR, periods * INACTIVITY + 1,
                interval=1.0) as keepalive:
         # Up, with the same SAs, for as long as the ping runs (bounded by its count).
-        broken = _holds(lambda: {n: {k: c["spi-in"] for k, c in cs.items()}
+        broken = holds_for(lambda: {n: {k: c["spi-in"] for k, c in cs.items()}
                                  for n, cs in _children(running).items()},
                         lambda now: now == {n: {TUNNEL: s} for n, s in spis.items()},
                         periods * INACTIVITY, interval=0.2)
@@ -270,7 +257,7 @@ def test_ikev2_provider_traffic_does_not_bring_the_sa_back(ikev2: RunningLab):
         assert not list(s.list_policies({"trap": "yes"})), "IKEv2 provider has a trap"
     with running.charon(t.provider.node).watch(["child-updown"]) as events, \
             Probe(running, PROVIDER_HOST, CUSTOMER_ADDR, OBSERVE) as probe:
-        came_back = _holds(lambda: _children(running), _all_down, OBSERVE, interval=0.1)
+        came_back = holds_for(lambda: _children(running), _all_down, OBSERVE, interval=0.1)
         result = probe.finish()
         ups = [b for kind, b in _drain(events) if b.get("up") == "yes"]
     print(f"\nIKEv2: provider traffic for {OBSERVE:.0f}s after inactivity: {result.summary()}")

@@ -146,6 +146,14 @@ def test_ikev1_bgp_gives_inside_addresses_their_own_child_sa(bgp_v1: Lab) -> Non
     }
 
 
+def test_every_child_sa_of_a_node_has_its_own_fixed_reqid(bgp_v1: Lab, bgp: Lab) -> None:
+    # Dynamic reqids can collide across tunnels after a DPD restart (strongSwan #1855).
+    for lab, node, count in ((bgp_v1, "cgw", 4), (bgp, "cgw", 2), (bgp, "vgw1", 1)):
+        conns = swanctl(lab, node)["connections"]
+        reqids = [c["reqid"] for conn in conns.values() for c in conn["children"].values()]
+        assert reqids == [str(i) for i in range(1, count + 1)], (node, reqids)
+
+
 def test_ikev2_static_has_no_inside_selectors(tmp_path: Path) -> None:
     lab = _lab(tmp_path, "static-v2", put("routing", "static"), *LAN2)
     child = swanctl(lab, "vgw2")["connections"]["tunnel2"]["children"]["tunnel2"]

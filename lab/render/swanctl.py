@@ -68,7 +68,19 @@ def connection(tunnel: Tunnel, node: str) -> dict:
 
 
 def connections(lab: Lab, node: str) -> dict[str, dict]:
-    return {t.name: connection(t, node) for t in lab.tunnels_of(node)}
+    """Every connection of ``node``, each CHILD_SA with a reqid of its own (1, 2, ...).
+
+    With dynamic reqids strongSwan 5.9.8 can hand two tunnels one reqid when DPD restarts
+    both at once (a restarted CHILD_SA asks for its old reqid; a released one can be
+    reused by the other tunnel, strongSwan issue #1855). kernel-libipsec picks the
+    outbound SA by reqid, so one tunnel's traffic then leaves in the other's SA and is
+    dropped by the wrong peer, for good. A configured reqid is never reassigned.
+    """
+    conns = {t.name: connection(t, node) for t in lab.tunnels_of(node)}
+    children = [child for conn in conns.values() for child in conn["children"].values()]
+    for reqid, child in enumerate(children, start=1):
+        child["reqid"] = str(reqid)
+    return conns
 
 
 def secrets(lab: Lab, node: str, *, reveal: bool) -> dict[str, dict]:

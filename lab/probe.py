@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 SENT = re.compile(r"(\d+) packets transmitted")
+REPLY_WAIT = 1  # seconds ping waits for a reply (-W) before it calls a request lost
 DIRECTIONS = ("to customer", "to provider")
 
 
@@ -89,8 +90,14 @@ def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
-def parse(output: str, started: float, ended: float) -> tuple[int, int, Outage | None]:
-    """(sent, received, longest outage) from ``ping -D -O`` output."""
+def parse(output: str, started: float, ended: float, interval: float = 0.02,
+          stopped: bool = False) -> tuple[int, int, Outage | None]:
+    """(sent, received, longest outage) from ``ping -D -O`` output.
+
+    A probe ``stopped`` early (SIGINT) has no verdict yet on the requests it sent within
+    the reply wait (``-W``) before it ended: those after the last reply are left out,
+    neither sent nor lost. Older unanswered ones still count as lost.
+    """
     replies: dict[int, float] = {}
     for line in output.splitlines():
         m = REPLY.match(line)
@@ -98,6 +105,11 @@ def parse(output: str, started: float, ended: float) -> tuple[int, int, Outage |
             replies.setdefault(int(m.group(2)), float(m.group(1)))
     m = SENT.search(output)
     sent = int(m.group(1)) if m else max(replies, default=0)
+    if stopped and replies:
+        last = max(replies)
+        undecided = ended - REPLY_WAIT
+        while sent > last and replies[last] + (sent - last) * interval > undecided:
+            sent -= 1
     # Gaps between consecutive replies, plus the probe's two ends.
     points = [(0, started), *sorted(replies.items()), (sent + 1, ended)]
     longest = None
@@ -120,6 +132,7 @@ class Probe:
         self.running, self.src, self.dst = running, src, dst
         self.seconds, self.interval = seconds, interval
         self._proc = None
+        self._stopped = False
         self._counters: list[tuple[float, dict]] = []
 
     def start(self) -> Probe:
@@ -129,14 +142,15 @@ class Probe:
         self._proc = self.running.runtime.background(
             # Bounded by the count (and finish()'s timeout); no -w: with a deadline, iputils
             # ping quits on the first ICMP error, such as a gateway's "net unreachable".
-            self.src, ["ping", "-D", "-O", "-n", "-i", str(self.interval), "-W", "1",
-                       "-c", str(count), self.dst])
+            self.src, ["ping", "-D", "-O", "-n", "-i", str(self.interval),
+                       "-W", str(REPLY_WAIT), "-c", str(count), self.dst])
         return self
 
     def stop(self) -> None:
         """End the probe early (ping stops at SIGINT and still prints its summary)."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
+            self._stopped = True
 
     def mark(self) -> float:
         """Split the carrier accounting into before and after now (e.g. the fault)."""
@@ -155,7 +169,8 @@ class Probe:
                 self._proc.kill()
         ended = time.time()
         self._counters.append((ended, packets(self.running)))
-        sent, received, longest = parse(output, self.started, ended)
+        sent, received, longest = parse(output, self.started, ended, self.interval,
+                                        self._stopped)
         first, middle, last = (self._counters[0][1], self._counters[-2][1],
                                self._counters[-1][1])
         return ProbeResult(self.src, self.dst, self.interval, self.started, ended, sent,

@@ -145,19 +145,15 @@ class RekeyRun:
                 f"{self.lost} probes lost in all (per rekey: {per}); rekeys took {took} s")
 
 
-def lost_send_times(output: str, started: float, interval: float, sent: int,
-                    stopped: bool = False) -> list[float]:
+def lost_send_times(output: str, started: float, interval: float, sent: int) -> list[float]:
     """Pure: when each probe that got no reply was sent (``ping -D`` output), placed by the
     nearest earlier reply (a reply comes a millisecond after its request here), or the
-    nearest later one, or failing both by the probe's start. A probe ``stopped`` early
-    (SIGINT) leaves its last requests in flight: those after the last reply are not lost."""
+    nearest later one, or failing both by the probe's start."""
     replies: dict[int, float] = {}
     for m in map(REPLY.match, output.splitlines()):
         if m:
             replies.setdefault(int(m.group(2)), float(m.group(1)))
     answered = sorted(replies)
-    if stopped and answered:
-        sent = answered[-1]
     out = []
     for seq in range(1, sent + 1):
         if seq in replies:
@@ -281,6 +277,5 @@ def rekey_under_load(running: RunningLab, tunnel: str, kind: str, count: int, *,
                            "they did not all happen under load")
         probe.stop()
         result = probe.finish()
-    lost_at = lost_send_times(probe.output, result.started, interval, result.sent,
-                              stopped=True)
+    lost_at = lost_send_times(probe.output, result.started, interval, result.sent)
     return RekeyRun(tunnel, kind, rekeys, result, lost_at)

@@ -12,7 +12,7 @@ import shlex
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TypeVar
 
 from lab import dataplane, state
@@ -100,11 +100,9 @@ class RunningLab:
 
     def create_nodes(self) -> None:
         """The nodes, and beside them (one after another) the segments they will join."""
-        def node(n: Node):
-            return lambda: self.runtime.create_node(
-                n.name, n.release, {"net.ipv4.ip_forward": "1" if n.forwarding else "0"})
-
-        _each(lambda job: job(), [*map(node, self.lab.nodes.values()), self._create_segments])
+        _together([*(partial(self.runtime.create_node, n.name, n.release,
+                             {"net.ipv4.ip_forward": "1" if n.forwarding else "0"})
+                     for n in self.lab.nodes.values()), self._create_segments])
 
     def _create_segments(self) -> None:
         used = {i.segment for n in self.lab.nodes.values() for i in n.interfaces}
@@ -151,8 +149,8 @@ class RunningLab:
         # FRR reads its configuration as it starts, all nodes at once: bgpd waits a second
         # (its start timer) before its first connection, by which time the routers, whose
         # iBGP neighbors are passive, are listening.
-        _each(lambda start: start(), [*(c.start for c in self._charons.values()),
-                                      *(f.start for f in self._frrs.values())])
+        _together([*(c.start for c in self._charons.values()),
+                   *(f.start for f in self._frrs.values())])
         _each(Charon.wait_ready, self._charons.values())
 
     def load_configs(self) -> None:
@@ -276,6 +274,11 @@ def _each(work: Callable[[T], object], items: Iterable[T]) -> None:
     with ThreadPoolExecutor(8) as pool:
         for _ in pool.map(work, list(items)):
             pass
+
+
+def _together(jobs: Iterable[Callable[[], object]]) -> None:
+    """Run different jobs side by side, as ``_each`` does one job over many items."""
+    _each(lambda job: job(), jobs)
 
 
 def _indent(text: str) -> str:

@@ -128,7 +128,8 @@ class DockerRuntime:
         c.reload()
         networks = c.attrs["NetworkSettings"]["Networks"]
         # One exec for the whole node. The management interface exists for vici only: it
-        # loses its default route. Docker's ethN are found by the address Docker gave them
+        # loses its default route (the only one: flushing the others' addresses leaves them
+        # none). Docker's ethN are found by the address Docker gave them
         # and renamed in two steps (a lab may call an interface eth1 while Docker's eth1 is
         # another segment); Docker's addresses make way for the lab's.
         steps = ["{ ip route del default 2>/dev/null; true; }", "ip link set eth0 name mgmt0"]
@@ -141,7 +142,6 @@ class DockerRuntime:
             steps.append(f"ip link set vpnlab{i} name {link.ifname} && "
                          f"ip addr add {link.address} dev {link.ifname} && "
                          f"ip link set {link.ifname} up")
-        steps.append("{ ip route del default 2>/dev/null; true; }")
         self.run(node, ["sh", "-c", " && ".join(steps)])
 
     def _network(self, segment: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab import state
+from lab import images, state
 from lab.runtime.netns import destroy_namespaces, kill, lab_namespaces
 
 
@@ -48,7 +48,7 @@ def leftovers(name: str) -> list[str]:
     found = lab_namespaces(name)
     from lab.runtime.docker import LABEL
 
-    docker = _docker()
+    docker = images.answering_client()
     if docker is not None:
         selector = {"label": f"{LABEL}.lab={name}"}
         found += [c.name for c in docker.containers.list(all=True, filters=selector)]
@@ -69,18 +69,8 @@ def _docker_leftovers(lab: str | None = None) -> dict[str, list[str]]:
     """Containers and networks labelled vpnlab=1 (of one lab, or all), when Docker answers."""
     from lab.runtime.docker import LABEL, destroy_labelled
 
-    docker = _docker()
+    docker = images.answering_client()
     if docker is None:
         return {}
     return destroy_labelled(docker, {LABEL: "1", **({f"{LABEL}.lab": lab} if lab
                                                               else {})})
-
-
-def _docker():
-    """A Docker client when an engine answers (one connection, one ping), else None."""
-    from lab import images
-
-    try:
-        return images.client(timeout=5)
-    except images.ImageError:
-        return None

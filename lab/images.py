@@ -258,12 +258,17 @@ def client(timeout: float = 60):
     return c
 
 
-def daemon_available() -> bool:
+def answering_client():
+    """A Docker client when an engine answers within 5 s (one connection, one ping), else
+    None."""
     try:
-        client(timeout=5)
+        return client(timeout=5)
     except ImageError:
-        return False
-    return True
+        return None
+
+
+def daemon_available() -> bool:
+    return answering_client() is not None
 
 
 def _short(exc: BaseException) -> str:

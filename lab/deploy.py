@@ -49,7 +49,8 @@ class RunningLab:
     def __init__(self, lab: Lab, meta: dict | None = None, runtime: str = "netns") -> None:
         self.lab = lab
         self.meta = meta or {}
-        self.runtime = make_runtime(self.meta.get("runtime", runtime), lab.name)
+        self.runtime = make_runtime(self.meta.get("runtime", runtime), lab.name,
+                                    lab.address_plan())
 
     @classmethod
     def attach(cls, name: str) -> RunningLab:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from ipaddress import IPv4Network
+
 from lab.errors import LabError
 from lab.runtime.base import Runtime
 
 KINDS = ("netns", "docker")
 
 
-def make(kind: str, lab: str) -> Runtime:
+def make(kind: str, lab: str, address_plan: Sequence[IPv4Network] = ()) -> Runtime:
+    """``address_plan``: the lab's networks, which a runtime's own addressing must avoid."""
     if kind == "netns":
         from lab.runtime.netns import NetnsRuntime
 
@@ -16,7 +20,7 @@ def make(kind: str, lab: str) -> Runtime:
     if kind == "docker":
         from lab.runtime.docker import DockerRuntime
 
-        return DockerRuntime(lab)
+        return DockerRuntime(lab, address_plan)
     raise LabError(f"unknown runtime {kind!r}; choose one of {', '.join(KINDS)} or auto")
 
 

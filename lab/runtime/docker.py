@@ -31,6 +31,7 @@ from lab.runtime.base import Link
 from lab.runtime.netns import NODE_SYSCTLS
 
 VICI_PORT = 4502
+MGMT_TRIES = 64  # Docker's default address pools number 31
 LABEL = "vpnlab"
 
 
@@ -47,8 +48,9 @@ def container_name(lab: str, node: str) -> str:
 class DockerRuntime:
     kind = "docker"
 
-    def __init__(self, lab: str) -> None:
+    def __init__(self, lab: str, address_plan: Sequence[IPv4Network] = ()) -> None:
         self.lab = lab
+        self.address_plan = list(address_plan)
         self.mgmt = f"vpnlab-{lab}-mgmt"
         self._containers: dict = {}
         self._vici_ports: dict[str, int] = {}
@@ -98,11 +100,48 @@ class DockerRuntime:
 
     def _ensure_mgmt_network(self) -> None:
         """The lab's own management bridge, for vici only: a fresh one per lab, so nothing
-        left on Docker's default bridge by other containers can clash with it."""
+        left on Docker's default bridge by other containers can clash with it.
+
+        Its subnet is a connected route in every node, so it must not overlap the lab's
+        networks: a node would send lab packets to mgmt0 (Docker hands out its pools in
+        turn, and 192.168.48.0/20 once took a thredd-static LAN's replies). Docker picks
+        the pool, which keeps its own checks against the host's routes; a pool that
+        overlaps is held by a placeholder network so that Docker offers another."""
         with self._mgmt_lock:
-            if not self.docker.networks.list(names=[self.mgmt]):
-                self.docker.networks.create(self.mgmt, driver="bridge",
-                                            labels=self._labels(**{f"{LABEL}.segment": "mgmt"}))
+            # The names filter matches substrings: another lab's networks may answer.
+            if any(n.name == self.mgmt for n in self.docker.networks.list(names=[self.mgmt])):
+                return
+            held, tried = [], []
+            try:
+                for attempt in range(MGMT_TRIES):
+                    net = self.docker.networks.create(
+                        self.mgmt, driver="bridge",
+                        labels=self._labels(**{f"{LABEL}.segment": "mgmt"}))
+                    subnet = IPv4Network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+                    if not any(subnet.overlaps(n) for n in self.address_plan):
+                        return
+                    tried.append(subnet)
+                    net.remove()
+                    held.append(self._hold(subnet, attempt))
+                raise LabError(
+                    f"Docker offered no address pool outside this lab's networks for its "
+                    f"management network (tried {', '.join(map(str, tried))}): give dockerd "
+                    f"default-address-pools that the lab does not use")
+            finally:
+                for net in filter(None, held):
+                    net.remove()
+
+    def _hold(self, subnet: IPv4Network, attempt: int):
+        from docker.types import IPAMConfig, IPAMPool
+
+        try:
+            return self.docker.networks.create(
+                f"{self.mgmt}-held{attempt}", driver="bridge",
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                labels=self._labels(**{f"{LABEL}.segment": "mgmt-held"}),
+                options={"com.docker.network.bridge.inhibit_ipv4": "true"})
+        except Exception:
+            return None  # taken meanwhile: then Docker will not offer it again either
 
     def create_segment(self, segment: str, subnet: IPv4Network,
                        taken: set[IPv4Address]) -> None:

@@ -6,7 +6,7 @@ This is what gets rendered and deployed, and what is saved as the lab's state, s
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer, model_validator
@@ -148,6 +148,23 @@ class Lab(Model):
 
     def tunnels_of(self, node: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if node in (t.provider.node, t.customer.node)]
+
+    def address_plan(self) -> list[IPv4Network]:
+        """Every network the lab numbers or routes (segments, selectors, announced and static
+        routes, tunnel inside addresses), but not a default route: anything that must stay
+        clear of it, such as a Docker management network."""
+        nets = set(self.segments.values())
+        for t in self.tunnels.values():
+            for ep in (t.provider, t.customer):
+                nets.update(ep.ts)
+                if ep.inside:
+                    nets.add(ep.inside.network)
+        for node in self.nodes.values():
+            nets.update(r.to for r in node.routes)
+            nets.update(i.network for i in node.inside_addresses)
+            if node.bgp:
+                nets.update(node.bgp.networks)
+        return list(collapse_addresses(n for n in nets if n.prefixlen > 0))
 
     def renamed(self, name: str) -> Lab:
         return self.model_copy(update={"name": name})

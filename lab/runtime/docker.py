@@ -25,6 +25,11 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path, PurePosixPath
 
+# Imported here, in the thread that loads this module: importing parts of the docker
+# package from several threads at once breaks on its circular imports.
+from docker.errors import APIError
+from docker.types import IPAMConfig, IPAMPool
+
 from lab import state
 from lab.errors import LabError
 from lab.runtime.base import Link
@@ -32,6 +37,10 @@ from lab.runtime.netns import NODE_SYSCTLS
 
 VICI_PORT = 4502
 MGMT_TRIES = 64  # Docker's default address pools number 31
+# Stand-in subnets for the segments' Docker networks: Docker's bookkeeping only, never an
+# address on the host or in a node (RFC 6598 shared address space).
+SEGMENT_BLOCK = IPv4Network("100.64.0.0/10")
+SEGMENT_TRIES = 8
 LABEL = "vpnlab"
 
 
@@ -45,6 +54,18 @@ def container_name(lab: str, node: str) -> str:
     return f"vpnlab-{lab}-{node}"
 
 
+def stand_in_prefix(nodes: int) -> int:
+    """The smallest subnet Docker can number ``nodes`` containers in (it also books a
+    network, a gateway and a broadcast address); /29 at least."""
+    return 32 - max(3, (nodes + 2).bit_length())
+
+
+def first_free(block: IPv4Network, prefix: int,
+               avoid: Sequence[IPv4Network]) -> IPv4Network | None:
+    return next((b for b in block.subnets(new_prefix=prefix)
+                 if not any(b.overlaps(n) for n in avoid)), None)
+
+
 class DockerRuntime:
     kind = "docker"
 
@@ -55,6 +76,7 @@ class DockerRuntime:
         self._containers: dict = {}
         self._vici_ports: dict[str, int] = {}
         self._networks: dict = {}
+        self._booked: list[IPv4Network] | None = None  # subnets of Docker's networks
         self._mgmt_lock = threading.Lock()
 
     @cached_property
@@ -132,8 +154,6 @@ class DockerRuntime:
                     net.remove()
 
     def _hold(self, subnet: IPv4Network, attempt: int):
-        from docker.types import IPAMConfig, IPAMPool
-
         try:
             return self.docker.networks.create(
                 f"{self.mgmt}-held{attempt}", driver="bridge",
@@ -146,19 +166,40 @@ class DockerRuntime:
     def create_segment(self, segment: str, subnet: IPv4Network,
                        taken: set[IPv4Address]) -> None:
         # Docker's IPAM refuses two networks with overlapping subnets, and two labs share
-        # an address plan. So Docker gets a throwaway subnet from its own pool, the bridge
-        # no host address (inhibit_ipv4), and the lab's addresses are set inside the nodes.
+        # an address plan. So Docker books a small stand-in subnet from SEGMENT_BLOCK, the
+        # bridge gets no host address (inhibit_ipv4), and the lab's addresses are set inside
+        # the nodes; stand-ins keep Docker's own pools (31 by default) for the management
+        # network and for everyone else's networks.
         # Not "internal": Docker then drops bridged frames whose source is outside that
         # subnet, i.e. every lab packet. No masquerading: nothing leaves through the host.
-        try:
-            self._networks[segment] = self.docker.networks.create(
-                f"vpnlab-{self.lab}-{segment}", driver="bridge",
-                labels=self._labels(**{f"{LABEL}.segment": segment, f"{LABEL}.subnet":
-                                       str(subnet)}),
-                options={"com.docker.network.bridge.inhibit_ipv4": "true",
-                         "com.docker.network.bridge.enable_ip_masquerade": "false"})
-        except Exception as exc:
-            raise LabError(f"segment {segment}: cannot create Docker network: {exc}") from None
+        error: Exception | None = None
+        for _ in range(SEGMENT_TRIES):
+            stand_in = self._free_stand_in(stand_in_prefix(len(taken)))
+            try:
+                self._networks[segment] = self.docker.networks.create(
+                    f"vpnlab-{self.lab}-{segment}", driver="bridge",
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(stand_in))]),
+                    labels=self._labels(**{f"{LABEL}.segment": segment,
+                                           f"{LABEL}.subnet": str(subnet)}),
+                    options={"com.docker.network.bridge.inhibit_ipv4": "true",
+                             "com.docker.network.bridge.enable_ip_masquerade": "false"})
+                return
+            except APIError as exc:
+                error = exc  # most likely another lab booked it meanwhile: look again
+                self._booked = None
+        raise LabError(f"segment {segment}: cannot create Docker network: {error}")
+
+    def _free_stand_in(self, prefix: int) -> IPv4Network:
+        """The first block of SEGMENT_BLOCK that no Docker network and no lab network use."""
+        if self._booked is None:
+            self._booked = [IPv4Network(c["Subnet"]) for n in self.docker.networks.list()
+                            for c in (n.attrs.get("IPAM") or {}).get("Config") or []
+                            if "." in c.get("Subnet", "")]
+        block = first_free(SEGMENT_BLOCK, prefix, self._booked + self.address_plan)
+        if block is None:
+            raise LabError(f"no free /{prefix} left in {SEGMENT_BLOCK} for a Docker network")
+        self._booked.append(block)
+        return block
 
     def attach(self, node: str, links: Sequence[Link]) -> None:
         c = self._container(node)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cached_property, partial
 from typing import TypeVar
 
@@ -33,6 +34,7 @@ T = TypeVar("T")
 Progress = Callable[[str, float], None]  # a phase finished, after so many seconds
 Pending = Callable[[list[Problem]], None]  # what convergence still waits for
 CONVERGE_TIMEOUT = 30.0
+IKE_HOLD = "vpnlab_ike_hold"  # nftables table that holds IKE back while charon restarts
 
 
 def _quiet(phase: str, seconds: float) -> None:
@@ -174,11 +176,27 @@ class RunningLab:
     def restart_daemon(self, node: str, daemon: str) -> None:
         """Start a killed daemon again with the lab's configuration."""
         if daemon == "charon":
-            self.charon(node).start()
-            self.charon(node).wait_ready()
-            self.load_charon(node)
+            with self._ike_held(node):
+                self.charon(node).start()
+                self.charon(node).wait_ready()
+                self.load_charon(node)
         else:
             self.frr(node).restart(daemon)
+
+    @contextmanager
+    def _ike_held(self, node: str) -> Iterator[None]:
+        """Drop IKE arriving at ``node`` while its charon has no connections loaded yet.
+        Such a charon answers a peer's retry with NO_PROPOSAL_CHOSEN, and a strongSwan
+        initiator gives up for good on that error (keyingtries only covers silence): the
+        tunnel would stay down. Held back, the retry comes again once the config is in."""
+        self.runtime.run(node, ["nft", "-f", "-"], input=(
+            f"table inet {IKE_HOLD} {{\n  chain input {{\n"
+            "    type filter hook input priority -300; policy accept;\n"
+            "    udp dport { 500, 4500 } counter drop\n  }\n}\n"))
+        try:
+            yield
+        finally:
+            self.runtime.run(node, ["nft", "delete", "table", "inet", IKE_HOLD], check=False)
 
     def _add_inside_addresses(self, node: str) -> None:
         """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""

@@ -94,10 +94,15 @@ def render(file: Path, output: Path, reveal_secrets: bool) -> None:
 @click.option("--runtime", type=click.Choice(["auto", "netns", "docker"]), default=None,
               help="node runtime (default: the topology's runtime:, else auto = Docker when "
                    "an engine answers, else network namespaces)")
+@click.option("--dataplane", type=click.Choice(["auto", "userspace", "kernel"]), default=None,
+              help="IPsec data plane (default: the topology's dataplane:, else auto = the "
+                   "kernel's ESP where a gateway's kernel has it, else userspace)")
 def up(file: Path, name: str | None, timeout: float, keep_on_failure: bool,
-       runtime: str | None) -> None:
+       runtime: str | None, dataplane: str | None) -> None:
     """Bring a lab up and wait until every tunnel and BGP session has converged."""
     lab = load_lab(file, name=name)
+    if dataplane:
+        lab = lab.model_copy(update={"dataplane": dataplane})
     kind, why = choose_runtime(runtime or lab.runtime)
     out.print(f"bringing up lab [bold]{lab.name}[/] from {file} on the {kind} runtime ({why})")
     t0 = time.monotonic()
@@ -134,7 +139,9 @@ def _print_status(data: dict) -> None:
     plane = planes[0] if len(planes) == 1 else ", ".join(f"{n} {p}" for n, p in
                                                          data["dataplane"].items())
     out.print(f"lab [bold]{data['lab']}[/]  runtime {data['runtime']}  "
-              f"data plane {plane or '-'}  profile {data['profile']}")
+              f"data plane {plane or '-'} "
+              f"({'auto' if data.get('dataplane_asked', 'auto') == 'auto' else 'asked for'})  "
+              f"profile {data['profile']}")
     t = Table(title="tunnels", title_justify="left")
     for col in ("tunnel", "node", "IKE", "IKE proposal", "CHILD", "ESP proposal", "pkts in/out",
                 "BGP"):

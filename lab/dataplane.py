@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from lab.errors import LabError
 from lab.runtime.base import Runtime
 
 KERNEL, USERSPACE = "kernel", "userspace"
+AUTO = "auto"
 
 # A throw-away SA with made-up keys: the kernel either accepts the ESP type or says
 # "Requested type not found"; the node's namespace is brand new, so nothing else is touched.
@@ -19,3 +21,14 @@ def detect(runtime: Runtime, node: str) -> str:
         return USERSPACE
     runtime.run(node, ["ip", "xfrm", "state", "flush"], check=False)
     return KERNEL
+
+
+def choose(asked: str, offered: str, node: str) -> str:
+    """The plane ``node`` runs: what its kernel offers (auto), or what was asked for.
+    Userspace needs only a TUN device, so it can always be had."""
+    if asked == AUTO:
+        return offered
+    if asked == KERNEL and offered != KERNEL:
+        raise LabError(f"{node}: data plane 'kernel' asked for, but the node's kernel has no "
+                       f"ESP (an ESP state cannot be added); use dataplane auto or userspace")
+    return asked

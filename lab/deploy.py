@@ -124,8 +124,10 @@ class RunningLab:
         planes: dict[str, str] = {}
 
         def write(node: Node) -> None:
-            # Each gateway's data plane is what its own kernel offers (ESP or not).
-            plane = dataplane.detect(self.runtime, node.name) if node.charon else None
+            # Each gateway's data plane is what its own kernel offers (ESP or not), unless
+            # the topology (or 'up --dataplane') asked for one.
+            plane = dataplane.choose(self.lab.dataplane, dataplane.detect(self.runtime, node.name),
+                                     node.name) if node.charon else None
             if plane:
                 planes[node.name] = plane
             d = self.runtime.node_dir(node.name)

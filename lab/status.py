@@ -50,6 +50,7 @@ def collect(running: RunningLab) -> dict:
         "profile": lab.profile,
         "runtime": running.runtime.kind,
         "dataplane": {n: running.dataplane(n) for n, node in lab.nodes.items() if node.charon},
+        "dataplane_asked": lab.dataplane,
         "phase": running.meta.get("phase"),
         "tunnels": [
             {"name": t.name, "routing": t.routing,

@@ -74,6 +74,8 @@ CASES = [
     ("missing-node-role", mutated(drop("sites.acme.nodes.pc.role")),
      "sites.acme.nodes.pc.role", "required field is missing"),
     ("missing-segments", mutated(drop("segments")), "segments", "required field is missing"),
+    ("unknown-dataplane", mutated(put("dataplane", "kernal")), "dataplane",
+     "'auto', 'userspace' or 'kernel'"),
     ("unknown-role", mutated(put("sites.acme.nodes.pc.role", "server")),
      "sites.acme.nodes.pc.role", "'vpn-gateway', 'router', 'nat-gateway', 'host'"),
     ("node-without-interfaces", mutated(put("sites.acme.nodes.pc.interfaces", {})),

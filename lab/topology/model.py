@@ -141,6 +141,7 @@ class Lab(Model):
     source: str
     profile: str
     runtime: str = "auto"
+    dataplane: str = "auto"  # asked for: auto, userspace or kernel
     retransmit: Retransmit = Retransmit()
     segments: dict[str, IPv4Network]
     nodes: dict[str, Node]

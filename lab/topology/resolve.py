@@ -53,6 +53,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
         source=source,
         profile=topo.sites[provider].provider or "generic",
         runtime=topo.runtime,
+        dataplane=topo.dataplane,
         retransmit=model.Retransmit(**topo.retransmit.model_dump()),
         segments=dict(topo.segments),
         nodes=nodes,

@@ -235,6 +235,10 @@ class Topology(Strict):
     name: Annotated[str, Field(pattern=LAB_NAME)]
     description: str = ""
     runtime: Literal["auto", "netns", "docker"] = "auto"
+    dataplane: Literal["auto", "userspace", "kernel"] = Field(
+        "auto", description="IPsec data plane of every gateway: auto = the kernel's ESP where "
+        "the node's kernel has it, else strongSwan's userspace one (kernel-libipsec); "
+        "userspace everywhere, e.g. to match a CI machine; kernel, or fail")
     segments: dict[Name, Network]
     sites: dict[Name, Site]
     tunnel_defaults: TunnelSettings | None = Field(

@@ -1,7 +1,8 @@
 """Failover benchmark: the outage a customer sees when tunnel 1 fails, by routing mode,
 IKE version and way of failing, next to the bound the configured timers allow.
 
-    .venv/bin/python bench/failover.py [--runs N] [--json FILE] [topology.yaml ...]
+    .venv/bin/python bench/failover.py [--runs N] [--runtimes netns,docker] [--json FILE]
+                                       [topology.yaml ...]
 
 Each topology is brought up once; every failure is then measured N times with a 20 ms
 probe from the provider host to the customer host (lab.failover.measure), restoring and
@@ -28,18 +29,20 @@ from lab.topology import load_lab
 DEFAULT = ["tray-static-ikev1", "tray-static-ikev2", "tray-bgp-ikev1", "tray-bgp-ikev2"]
 
 
-def bench_topology(path: Path, failures: list[str], runs: int, name: str) -> list[dict]:
-    lab = deploy.up(load_lab(path, name=name), timeout=30)
+def bench_topology(path: Path, failures: list[str], runs: int, name: str,
+                   runtime: str) -> list[dict]:
+    lab = deploy.up(load_lab(path, name=name), timeout=30, runtime=runtime)
     rows = []
     try:
         for failure in failures:
             for i in range(runs):
                 m = measure(lab, "tunnel1", failure)
                 took = restore(lab)
-                print(f"{path.stem} {failure} {i + 1}/{runs}: outage {m.result.outage:.2f}s, "
-                      f"loss {m.result.loss:.1f}%, restored in {took:.1f}s", file=sys.stderr,
-                      flush=True)
-                rows.append({"topology": path.stem, "routing": lab.lab.tunnels["tunnel1"].routing,
+                print(f"{runtime} {path.stem} {failure} {i + 1}/{runs}: "
+                      f"outage {m.result.outage:.2f}s, loss {m.result.loss:.1f}%, "
+                      f"restored in {took:.1f}s", file=sys.stderr, flush=True)
+                rows.append({"runtime": runtime, "topology": path.stem,
+                             "routing": lab.lab.tunnels["tunnel1"].routing,
                              "ike": lab.lab.tunnels["tunnel1"].provider.ike,
                              "failure": failure, "run": i, "outage": m.result.outage,
                              "recovered": m.result.longest is None or m.result.longest.recovered,
@@ -51,10 +54,10 @@ def bench_topology(path: Path, failures: list[str], runs: int, name: str) -> lis
 
 
 def table(rows: list[dict]) -> str:
-    out = [["topology", "failure", "runs", "median outage", "min", "max", "median loss %",
-            "bound", "within"]]
-    for key in dict.fromkeys((r["topology"], r["failure"]) for r in rows):
-        runs = [r for r in rows if (r["topology"], r["failure"]) == key]
+    out = [["runtime", "topology", "failure", "runs", "median outage", "min", "max",
+            "median loss %", "bound", "within"]]
+    for key in dict.fromkeys((r["runtime"], r["topology"], r["failure"]) for r in rows):
+        runs = [r for r in rows if (r["runtime"], r["topology"], r["failure"]) == key]
         outages = [r["outage"] for r in runs]
         bound = runs[0]["bound"]
         within = sum(bound is None or r["outage"] <= bound for r in runs)
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--failures", default=",".join(FAILURES),
                         help=f"comma-separated, from {', '.join(FAILURES)}")
+    parser.add_argument("--runtimes", default="netns", help="comma-separated: netns, docker")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -84,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
                                                   for t in DEFAULT]
     rows: list[dict] = []
     try:
-        for i, path in enumerate(paths):
-            rows += bench_topology(path, failures, args.runs, f"fo-{os.getpid()}-{i}")
+        for runtime in args.runtimes.split(","):
+            for i, path in enumerate(paths):
+                rows += bench_topology(path, failures, args.runs,
+                                       f"fo-{os.getpid()}-{runtime[0]}{i}", runtime)
     except KeyboardInterrupt:
         print("interrupted: reporting the runs so far", file=sys.stderr)
-    print(f"failover of tunnel1, netns runtime, userspace data plane, {os.cpu_count()} CPUs, "
-          f"{platform.release()}; outage = longest gap in a 20 ms ICMP probe, seconds")
+    print(f"failover of tunnel1, {args.runtimes} runtime, userspace data plane, "
+          f"{os.cpu_count()} CPUs, {platform.release()}; "
+          "outage = longest gap in a 20 ms ICMP probe, seconds")
     print(table(rows) if rows else "(no run completed)")
     if args.json:
         Path(args.json).write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -52,10 +52,26 @@ def host_namespace_untouched():
     yield
     # Docker reports a removed container gone at once, but its network namespace (and
     # with it the host end of its veths) goes only when libnetwork's garbage collector
-    # runs (every 60 s) and the kernel has freed it: seen here ~2.5 min. Poll, then judge.
+    # runs (every 60 s) and the kernel has freed it: seen here ~2.5 min, and once (CI,
+    # 2026-11-22) over 4 min, clean a few minutes later. Poll, then judge.
     try:
-        wait_until(host_namespace_snapshot, lambda now: now == before, timeout=240,
+        wait_until(host_namespace_snapshot, lambda now: now == before, timeout=420,
                    interval=0.5, what="the host namespace to be as before the suite",
-                   explain=lambda now: str([k for k in before if before[k] != now[k]]))
+                   explain=lambda now: _difference(before, now))
     except WaitTimeout as exc:
         pytest.fail(f"the scenario suite changed the host namespace: {exc}")
+
+
+def _difference(before: dict, now: dict) -> str:
+    """What differs, item by item, so that a failure names the leftover."""
+    lines = []
+    for key in before:
+        if before[key] == now[key]:
+            continue
+        if isinstance(before[key], list) and all(isinstance(x, (str, tuple)) for x in
+                                                 before[key] + now[key]):
+            lines += [f"{key}: gone {x}" for x in before[key] if x not in now[key]]
+            lines += [f"{key}: new {x}" for x in now[key] if x not in before[key]]
+        else:
+            lines.append(f"{key}: changed")
+    return "\n".join(lines)

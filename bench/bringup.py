@@ -1,4 +1,4 @@
-"""Bring-up benchmark: how long each topology takes from ``deploy.up`` to converged.
+"""Bring-up benchmark: how long each topology takes from ``bringup.up`` to converged.
 
     .venv/bin/python bench/bringup.py [--runs N] [--json FILE] [topology.yaml ...]
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
-from lab import deploy
-from lab.cleanup import leftovers
-from lab.errors import VpnlabError
+from lab.core.errors import VpnlabError
+from lab.ops import bringup
+from lab.session.cleanup import leftovers
 from lab.topology import load_lab
 from lab.topology.model import Lab
 
@@ -57,12 +57,12 @@ class Run:
 # Runtimes ---------------------------------------------------------------------------------
 # One entry per runtime the bench can drive: bring ``lab`` up (returning the running lab,
 # whose ``down()`` removes it) and say whether anything of it is left on the host.
-Up = Callable[..., deploy.RunningLab]
+Up = Callable[..., bringup.RunningLab]
 
 
 def _up(runtime: str) -> Up:
-    def up(lab: Lab, progress: deploy.Progress, timeout: float) -> deploy.RunningLab:
-        return deploy.up(lab, progress=progress, timeout=timeout, runtime=runtime)
+    def up(lab: Lab, progress: bringup.Progress, timeout: float) -> bringup.RunningLab:
+        return bringup.up(lab, progress=progress, timeout=timeout, runtime=runtime)
 
     return up
 
@@ -77,14 +77,16 @@ RUNTIMES: dict[str, tuple[Up, Callable[[Lab], bool]]] = {
 
 
 # One run ----------------------------------------------------------------------------------
-def _teardown(lab: Lab, running: deploy.RunningLab | None, leftover: Callable[[Lab], bool]) -> None:
+def _teardown(
+    lab: Lab, running: bringup.RunningLab | None, leftover: Callable[[Lab], bool]
+) -> None:
     """Remove the lab whatever state it is in; a second Ctrl-C must not cut this short."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if running is not None:
             running.down()
         elif leftover(lab):  # interrupted inside up(): up() tears down, this makes sure
-            deploy.RunningLab(lab).down()
+            bringup.RunningLab(lab).down()
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -95,14 +97,18 @@ def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Ru
     running = None
     t0 = time.monotonic()
     try:
-        running = up(lab, progress=lambda phase, secs: result.phases.__setitem__(phase, secs),
-                     timeout=timeout)
+        running = up(
+            lab,
+            progress=lambda phase, secs: result.phases.__setitem__(phase, secs),
+            timeout=timeout,
+        )
         result.total = time.monotonic() - t0
         result.ok = True
     except Exception as exc:  # record it and go on with the next run
         text = str(exc).strip()
-        result.error = (f"{type(exc).__name__}: " if not isinstance(exc, VpnlabError) else "") + \
-            (text.splitlines()[0][:300] if text else "")
+        result.error = (f"{type(exc).__name__}: " if not isinstance(exc, VpnlabError) else "") + (
+            text.splitlines()[0][:300] if text else ""
+        )
     finally:
         t1 = time.monotonic()
         _teardown(lab, running, leftover)
@@ -117,16 +123,26 @@ def table(results: list[Run]) -> str:
     for topo in dict.fromkeys(r.topology for r in results):
         runs = [r for r in results if r.topology == topo]
         totals = [r.total for r in runs if r.ok]
-        stats = ([statistics.median(totals), min(totals), max(totals), max(totals) - min(totals)]
-                 if totals else [None] * 4)
+        stats = (
+            [statistics.median(totals), min(totals), max(totals), max(totals) - min(totals)]
+            if totals
+            else [None] * 4
+        )
         phases = []
         for phase in PHASES:
             times = [r.phases[phase] for r in runs if r.ok and phase in r.phases]
             phases.append(statistics.median(times) if times else None)
-        rows.append([Path(topo).stem, f"{len(totals)}/{len(runs)}",
-                     *(fmt(v) for v in stats), *(fmt(v) for v in phases)])
-    failures = [f"  {Path(r.topology).stem} run {r.run} ({r.lab}): {r.error}"
-                for r in results if not r.ok]
+        rows.append(
+            [
+                Path(topo).stem,
+                f"{len(totals)}/{len(runs)}",
+                *(fmt(v) for v in stats),
+                *(fmt(v) for v in phases),
+            ]
+        )
+    failures = [
+        f"  {Path(r.topology).stem} run {r.run} ({r.lab}): {r.error}" for r in results if not r.ok
+    ]
     return "\n".join([format_table(rows), *(["failed runs:", *failures] if failures else [])])
 
 
@@ -134,20 +150,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("topologies", nargs="*", help="topology files (default: topologies/*.yaml)")
     parser.add_argument("--runs", type=int, default=5, help="runs per topology (default 5)")
-    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="netns",
-                        help="node runtime")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="convergence timeout per run, seconds (default 30)")
-    parser.add_argument("--prefix", default="bench",
-                        help="lab-name prefix; names are PREFIX-PID-T-R (default 'bench')")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="netns", help="node runtime")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="convergence timeout per run, seconds (default 30)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="bench",
+        help="lab-name prefix; names are PREFIX-PID-T-R (default 'bench')",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every run's raw timings here")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if os.geteuid() != 0:
         parser.error("the lab needs root (network namespaces, daemons)")
-    paths = args.topologies or [os.path.relpath(p) for p in sorted((ROOT / "topologies").glob(
-        "*.yaml"))]
+    paths = args.topologies or [
+        os.path.relpath(p) for p in sorted((ROOT / "topologies").glob("*.yaml"))
+    ]
     if not paths:
         parser.error("no topology files")
 
@@ -163,19 +186,32 @@ def main(argv: list[str] | None = None) -> int:
                 run = one_run(path, lab, i, args.runtime, args.timeout)
                 results.append(run)
                 status = f"{run.total:.2f}s" if run.ok else f"FAILED: {run.error}"
-                print(f"{Path(path).stem} run {i + 1}/{args.runs}: {status}", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"{Path(path).stem} run {i + 1}/{args.runs}: {status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     except KeyboardInterrupt:
         print("interrupted: reporting the runs so far", file=sys.stderr)
-    print(f"bring-up, {args.runtime} runtime, {os.cpu_count()} CPUs, {platform.release()}; "
-          "seconds from up() to converged; phases are medians")
+    print(
+        f"bring-up, {args.runtime} runtime, {os.cpu_count()} CPUs, {platform.release()}; "
+        "seconds from up() to converged; phases are medians"
+    )
     print(table(results) if results else "(no run completed)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "runtime": args.runtime, "cpus": os.cpu_count(), "kernel": platform.release(),
-            "runs_per_topology": args.runs, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "results": [asdict(r) for r in results],
-        }, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "runtime": args.runtime,
+                    "cpus": os.cpu_count(),
+                    "kernel": platform.release(),
+                    "runs_per_topology": args.runs,
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "results": [asdict(r) for r in results],
+                },
+                indent=1,
+            )
+        )
     return 0 if results and all(r.ok for r in results) else 1
 
 

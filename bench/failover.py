@@ -22,50 +22,84 @@ from pathlib import Path
 
 from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
-from lab import deploy
-from lab.failover import FAILURES, measure, restore
+from lab.ops import bringup
+from lab.ops.failover import FAILURES, measure, restore
 from lab.topology import load_lab
 
 DEFAULT = ["tray-static-ikev1", "tray-static-ikev2", "tray-bgp-ikev1", "tray-bgp-ikev2"]
 
 
-def bench_topology(path: Path, failures: list[str], runs: int, name: str,
-                   runtime: str) -> list[dict]:
-    lab = deploy.up(load_lab(path, name=name), timeout=30, runtime=runtime)
+def bench_topology(
+    path: Path, failures: list[str], runs: int, name: str, runtime: str
+) -> list[dict]:
+    lab = bringup.up(load_lab(path, name=name), timeout=30, runtime=runtime)
     rows = []
     try:
         for failure in failures:
             for i in range(runs):
                 m = measure(lab, "tunnel1", failure)
                 took = restore(lab)
-                print(f"{runtime} {path.stem} {failure} {i + 1}/{runs}: "
-                      f"outage {m.result.outage:.2f}s, loss {m.result.loss:.1f}%, "
-                      f"restored in {took:.1f}s", file=sys.stderr, flush=True)
-                rows.append({"runtime": runtime, "topology": path.stem,
-                             "routing": lab.lab.tunnels["tunnel1"].routing,
-                             "ike": lab.lab.tunnels["tunnel1"].provider.ike,
-                             "failure": failure, "run": i, "outage": m.result.outage,
-                             "recovered": m.result.longest is None or m.result.longest.recovered,
-                             "loss": m.result.loss, "bound": m.bound.seconds,
-                             "bound_reason": m.bound.reason, "restore": took})
+                print(
+                    f"{runtime} {path.stem} {failure} {i + 1}/{runs}: "
+                    f"outage {m.result.outage:.2f}s, loss {m.result.loss:.1f}%, "
+                    f"restored in {took:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rows.append(
+                    {
+                        "runtime": runtime,
+                        "topology": path.stem,
+                        "routing": lab.lab.tunnels["tunnel1"].routing,
+                        "ike": lab.lab.tunnels["tunnel1"].provider.ike,
+                        "failure": failure,
+                        "run": i,
+                        "outage": m.result.outage,
+                        "recovered": m.result.longest is None or m.result.longest.recovered,
+                        "loss": m.result.loss,
+                        "bound": m.bound.seconds,
+                        "bound_reason": m.bound.reason,
+                        "restore": took,
+                    }
+                )
     finally:
         lab.down()
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    out = [["runtime", "topology", "failure", "runs", "median outage", "min", "max",
-            "median loss %", "bound", "within"]]
+    out = [
+        [
+            "runtime",
+            "topology",
+            "failure",
+            "runs",
+            "median outage",
+            "min",
+            "max",
+            "median loss %",
+            "bound",
+            "within",
+        ]
+    ]
     for key in dict.fromkeys((r["runtime"], r["topology"], r["failure"]) for r in rows):
         runs = [r for r in rows if (r["runtime"], r["topology"], r["failure"]) == key]
         outages = [r["outage"] for r in runs]
         bound = runs[0]["bound"]
         within = sum(bound is None or r["outage"] <= bound for r in runs)
         unrecovered = "" if all(r["recovered"] for r in runs) else " (no recovery)"
-        out.append([*key, str(len(runs)), fmt(statistics.median(outages)) + unrecovered,
-                    fmt(min(outages)), fmt(max(outages)),
-                    f"{statistics.median(r['loss'] for r in runs):.1f}",
-                    "none" if bound is None else fmt(bound), f"{within}/{len(runs)}"])
+        out.append(
+            [
+                *key,
+                str(len(runs)),
+                fmt(statistics.median(outages)) + unrecovered,
+                fmt(min(outages)),
+                fmt(max(outages)),
+                f"{statistics.median(r['loss'] for r in runs):.1f}",
+                "none" if bound is None else fmt(bound),
+                f"{within}/{len(runs)}",
+            ]
+        )
     return format_table(out)
 
 
@@ -73,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("topologies", nargs="*", help=f"default: {', '.join(DEFAULT)}")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--failures", default=",".join(FAILURES),
-                        help=f"comma-separated, from {', '.join(FAILURES)}")
+    parser.add_argument(
+        "--failures",
+        default=",".join(FAILURES),
+        help=f"comma-separated, from {', '.join(FAILURES)}",
+    )
     parser.add_argument("--runtimes", default="netns", help="comma-separated: netns, docker")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
@@ -84,23 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(failures) - set(FAILURES)
     if unknown:
         parser.error(f"unknown failures {sorted(unknown)}")
-    paths = [Path(p) for p in args.topologies] or [ROOT / "topologies" / f"{t}.yaml"
-                                                  for t in DEFAULT]
+    paths = [Path(p) for p in args.topologies] or [
+        ROOT / "topologies" / f"{t}.yaml" for t in DEFAULT
+    ]
     rows: list[dict] = []
     try:
         for runtime in args.runtimes.split(","):
             for i, path in enumerate(paths):
-                rows += bench_topology(path, failures, args.runs,
-                                       f"fo-{os.getpid()}-{runtime[0]}{i}", runtime)
+                rows += bench_topology(
+                    path, failures, args.runs, f"fo-{os.getpid()}-{runtime[0]}{i}", runtime
+                )
     except KeyboardInterrupt:
         print("interrupted: reporting the runs so far", file=sys.stderr)
-    print(f"failover of tunnel1, {args.runtimes} runtime, userspace data plane, "
-          f"{os.cpu_count()} CPUs, {platform.release()}; "
-          "outage = longest gap in a 20 ms ICMP probe, seconds")
+    print(
+        f"failover of tunnel1, {args.runtimes} runtime, userspace data plane, "
+        f"{os.cpu_count()} CPUs, {platform.release()}; "
+        "outage = longest gap in a 20 ms ICMP probe, seconds"
+    )
     print(table(rows) if rows else "(no run completed)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                               "rows": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}, indent=1)
+        )
     return 0 if rows else 1
 
 

@@ -11,12 +11,19 @@ import re
 
 import pytest
 
-from lab.checks import bgp_problems, route_problems, tunnel_problems
-from lab.status import collect
-from lab.traffic import hosts_behind, packets, ping
+from lab.observe.convergence import bgp_problems, route_problems, tunnel_problems
+from lab.observe.status import collect
+from lab.ops.traffic import hosts_behind, packets, ping
 
-SHIPPED = ["tray-static-ikev1.yaml", "tray-static-ikev2.yaml", "tray-bgp-ikev1.yaml",
-           "tray-bgp-ikev2.yaml", "thredd-static.yaml", "tray-bgp-nat.yaml", "tray-natt.yaml"]
+SHIPPED = [
+    "tray-static-ikev1.yaml",
+    "tray-static-ikev2.yaml",
+    "tray-bgp-ikev1.yaml",
+    "tray-bgp-ikev2.yaml",
+    "thredd-static.yaml",
+    "tray-bgp-nat.yaml",
+    "tray-natt.yaml",
+]
 COUNT = 5
 IN, OUT = 0, 1
 
@@ -44,13 +51,15 @@ def test_converges(lab):
 @pytest.mark.parametrize("lab", SHIPPED, indirect=True)
 def test_hosts_reach_each_other_through_the_tunnels(lab):
     for tunnel in lab.lab.tunnels.values():
-        (p_host, p_addr), = hosts_behind(lab.lab, tunnel.provider)[:1]
-        (c_host, c_addr), = hosts_behind(lab.lab, tunnel.customer)[:1]
+        ((p_host, p_addr),) = hosts_behind(lab.lab, tunnel.provider)[:1]
+        ((c_host, c_addr),) = hosts_behind(lab.lab, tunnel.customer)[:1]
         # Tunnels whose selectors cover both hosts could carry the packets; the newest SA
         # with matching selectors does, so count over all of them.
-        carriers = [t for t in lab.lab.tunnels.values()
-                    if any(p_addr in n for n in t.provider.ts)
-                    and any(c_addr in n for n in t.customer.ts)]
+        carriers = [
+            t
+            for t in lab.lab.tunnels.values()
+            if any(p_addr in n for n in t.provider.ts) and any(c_addr in n for n in t.customer.ts)
+        ]
         before = packets(lab)
         forward = ping(lab, c_host, p_addr, COUNT)
         back = ping(lab, p_host, c_addr, COUNT)
@@ -83,10 +92,10 @@ def test_testinfra_hosts_see_the_lab(lab, lab_hosts):
 
 def test_a_line_frr_rejects_stops_the_bring_up(lab_runtime, monkeypatch):
     """FRR's daemons read their own files and skip what they reject: vpnlab must not."""
-    from lab import deploy
-    from lab.cleanup import leftovers
-    from lab.errors import LabError
-    from lab.pytest_plugin import lab_name, topology_path
+    from lab.core.errors import LabError
+    from lab.ops import bringup
+    from lab.session.cleanup import leftovers
+    from lab.testing.plugin import lab_name, topology_path
     from lab.topology import load_lab
 
     def with_a_typo(lab, node, *args, **kwargs):
@@ -96,14 +105,18 @@ def test_a_line_frr_rejects_stops_the_bring_up(lab_runtime, monkeypatch):
         return files
 
     from lab.render import render_node
-    monkeypatch.setattr(deploy, "render_node", with_a_typo)
+
+    monkeypatch.setattr(bringup, "render_node", with_a_typo)
     path = topology_path("tray-bgp-ikev2.yaml")
     lab = load_lab(path, name=lab_name(path, "-rej"))
     try:
-        running = deploy.up(lab, runtime=lab_runtime)
+        running = bringup.up(lab, runtime=lab_runtime)
     except LabError as exc:
-        assert re.search(r"FRR rejected its configuration:\n.*config line \d+:\s+"
-                         r"neighbour 192.0.2.9", str(exc)), str(exc)
+        assert re.search(
+            r"FRR rejected its configuration:\n.*config line \d+:\s+"
+            r"neighbour 192.0.2.9",
+            str(exc),
+        ), str(exc)
     else:
         running.down()
         pytest.fail("the lab came up with a line bgpd rejected")

@@ -17,35 +17,49 @@ import json
 
 import pytest
 
-from lab import deploy, faults
-from lab.checks import convergence_problems
-from lab.waits import wait_until
+from lab.core.waits import wait_until
+from lab.observe.convergence import convergence_problems
+from lab.ops import bringup, faults
 
 TOPOLOGY = "tray-static-ikev2.yaml"
 
 
 def _held(lab, node: str) -> int:
     """IKE packets dropped at ``node`` while its charon restarts."""
-    out = lab.exec(node, ["nft", "-j", "list", "table", "inet", deploy.IKE_HOLD]).stdout
-    return sum(o["rule"]["expr"][1]["counter"]["packets"]
-               for o in json.loads(out)["nftables"] if "rule" in o)
+    out = lab.exec(node, ["nft", "-j", "list", "table", "inet", bringup.IKE_HOLD]).stdout
+    return sum(
+        o["rule"]["expr"][1]["counter"]["packets"]
+        for o in json.loads(out)["nftables"]
+        if "rule" in o
+    )
 
 
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
 def test_a_retry_during_the_restart_does_not_strand_the_tunnel(lab, monkeypatch):
-    load = deploy.RunningLab.load_charon
+    load = bringup.RunningLab.load_charon
 
     def load_after_a_retry(running, node):
-        wait_until(lambda: _held(running, node), lambda n: n > 0, timeout=20,
-                   what=f"a retry from the customer to reach {node} while charon restarts")
+        wait_until(
+            lambda: _held(running, node),
+            lambda n: n > 0,
+            timeout=20,
+            what=f"a retry from the customer to reach {node} while charon restarts",
+        )
         load(running, node)
 
     fault = faults.inject(lab, "kill", node="vgw1", daemon="charon")
-    wait_until(lambda: lab.charon("cgw").ike_sas().get("tunnel1", {}).get("state"),
-               lambda state: state == "CONNECTING", timeout=30,
-               what="cgw to notice vgw1 is gone and retry tunnel1")
-    monkeypatch.setattr(deploy.RunningLab, "load_charon", load_after_a_retry)
+    wait_until(
+        lambda: lab.charon("cgw").ike_sas().get("tunnel1", {}).get("state"),
+        lambda state: state == "CONNECTING",
+        timeout=30,
+        what="cgw to notice vgw1 is gone and retry tunnel1",
+    )
+    monkeypatch.setattr(bringup.RunningLab, "load_charon", load_after_a_retry)
     faults.clear(lab, fault.id)
-    wait_until(lambda: convergence_problems(lab), lambda p: not p, timeout=30,
-               what="tunnel1 back after the restart")
+    wait_until(
+        lambda: convergence_problems(lab),
+        lambda p: not p,
+        timeout=30,
+        what="tunnel1 back after the restart",
+    )
     assert "NO_PROPOSAL_CHOSEN" not in lab.charon("cgw").log_tail(200)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab import deploy, state
-from lab.cleanup import leftovers
-from lab.errors import ConvergenceTimeout
-from lab.pytest_plugin import lab_name, topology_path
+from lab.core.errors import ConvergenceTimeout
+from lab.ops import bringup
+from lab.session import state
+from lab.session.cleanup import leftovers
+from lab.testing.plugin import lab_name, topology_path
 from lab.topology import load_lab
 
 RIGHT, WRONG = "vpnlab-demo-key", "customer-typo-key"
@@ -27,7 +28,7 @@ def test_psk_mismatch_times_out_with_the_reason(tmp_path, lab_runtime):
     lab = load_lab(path, name=lab_name(path, "-psk"))
 
     with pytest.raises(ConvergenceTimeout) as failure:
-        deploy.up(lab, timeout=6, runtime=lab_runtime)
+        bringup.up(lab, timeout=6, runtime=lab_runtime)
 
     message = str(failure.value)
     assert "tunnel2" in message

@@ -9,24 +9,26 @@ have ESP the lab converges on it; where they have not, the bring-up stops naming
 
 from __future__ import annotations
 
-from lab import dataplane, deploy
-from lab.cleanup import leftovers
-from lab.errors import LabError
-from lab.pytest_plugin import lab_name, topology_path
-from lab.status import collect
+from lab.core.errors import LabError
+from lab.daemons import dataplane
+from lab.observe.status import collect
+from lab.ops import bringup
+from lab.ops.traffic import ping
+from lab.session.cleanup import leftovers
+from lab.testing.plugin import lab_name, topology_path
 from lab.topology import load_lab
-from lab.traffic import ping
 
 PATH = topology_path("tray-static-ikev2.yaml")
 
 
 def _asking(plane: str):
     return load_lab(PATH, name=lab_name(PATH, f"-{plane[:4]}")).model_copy(
-        update={"dataplane": plane})
+        update={"dataplane": plane}
+    )
 
 
 def test_userspace_asked_for_then_kernel(lab_runtime):
-    running = deploy.up(_asking("userspace"), runtime=lab_runtime)
+    running = bringup.up(_asking("userspace"), runtime=lab_runtime)
     try:
         status = collect(running)
         assert status["dataplane_asked"] == "userspace"
@@ -38,7 +40,7 @@ def test_userspace_asked_for_then_kernel(lab_runtime):
 
     lab = _asking("kernel")
     try:
-        running = deploy.up(lab, runtime=lab_runtime)
+        running = bringup.up(lab, runtime=lab_runtime)
     except LabError as exc:
         assert offered == dataplane.USERSPACE, f"the kernel offers ESP, yet: {exc}"
         assert "data plane 'kernel' asked for, but the node's kernel has no ESP" in str(exc)

@@ -19,12 +19,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lab import deploy
-from lab.cleanup import leftovers
 from lab.cli import main
-from lab.diagnose import diagnose
-from lab.errors import ConvergenceTimeout
-from lab.pytest_plugin import topology_path
+from lab.core.errors import ConvergenceTimeout
+from lab.observe.diagnose import diagnose
+from lab.ops import bringup
+from lab.session.cleanup import leftovers
+from lab.testing.plugin import topology_path
 from lab.topology import load_lab
 
 RIGHT, WRONG = "vpnlab-demo-key", "customer-typo-key"
@@ -33,13 +33,14 @@ TIMEOUT = 7  # every failure shows within ~2 s (the first IKE retransmit), so 7 
 
 def _customer_charon(change: Callable[[dict], None]) -> Callable:
     """Wrap the connection builder so only cgw's tunnel2 gets ``change``."""
-    build = deploy.connections
+    build = bringup.connections
 
     def connections(lab, node: str) -> dict[str, dict]:
         conns = build(lab, node)
         if node == "cgw":
             change(conns["tunnel2"])
         return conns
+
     return connections
 
 
@@ -64,19 +65,19 @@ MISTAKES: dict[str, tuple[str, dict, Callable[[dict], None] | None]] = {
 }
 EXPECTED = {
     "ike-proposal-mismatch": "tunnel2: IKE proposal mismatch: customer cgw offers "
-                             "aes128-sha1-modp1024, provider vgw2 accepts aes256-sha256-modp2048",
+    "aes128-sha1-modp1024, provider vgw2 accepts aes256-sha256-modp2048",
     "esp-proposal-mismatch": "tunnel2: ESP proposal mismatch: customer cgw offers aes128-sha1, "
-                             "provider vgw2 accepts aes256-sha256-modp2048",
+    "provider vgw2 accepts aes256-sha256-modp2048",
     "psk-mismatch": "tunnel2: pre-shared key mismatch: provider vgw2 rejects customer cgw's",
     "traffic-selector-mismatch": "tunnel2: traffic selector mismatch: customer cgw proposes "
-                                 "172.16.1.0/24 === 10.20.0.0/24, provider vgw2 accepts "
-                                 "172.16.1.0/24 === 10.10.0.0/24",
+    "172.16.1.0/24 === 10.20.0.0/24, provider vgw2 accepts "
+    "172.16.1.0/24 === 10.10.0.0/24",
     "wrong-peer-address": "tunnel2: wrong peer address: customer cgw sends IKE to 198.51.100.99, "
-                          "which never answers; provider vgw2 is at 198.51.100.12",
+    "which never answers; provider vgw2 is at 198.51.100.12",
     "ike-version-mismatch": "tunnel2: IKE version mismatch: customer cgw sends IKEv1 (Main Mode),"
-                            " provider vgw2 is configured for IKEv2 only",
+    " provider vgw2 is configured for IKEv2 only",
     "dpd-off-one-side": "tunnel2: DPD off on one side: customer cgw has dpd_delay 0 (off), "
-                        "provider vgw2 probes every 2s",
+    "provider vgw2 probes every 2s",
 }
 
 
@@ -89,14 +90,14 @@ def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch, lab_runtim
     path.write_text(yaml.safe_dump(topo))
     lab = load_lab(path, name=f"h2-{os.getpid() % 10000}-{suffix}")
     if edit:
-        monkeypatch.setattr(deploy, "connections", _customer_charon(edit))
+        monkeypatch.setattr(bringup, "connections", _customer_charon(edit))
 
     report = None
     try:
-        running = deploy.up(lab, timeout=TIMEOUT, keep_on_timeout=True, runtime=lab_runtime)
+        running = bringup.up(lab, timeout=TIMEOUT, keep_on_timeout=True, runtime=lab_runtime)
     except ConvergenceTimeout as exc:
         report = str(exc)
-        running = deploy.RunningLab.attach(lab.name)
+        running = bringup.RunningLab.attach(lab.name)
     try:
         found = diagnose(running)
         status = CliRunner().invoke(main, ["status", "--lab", lab.name])

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import pytest
 
-from lab.failover import measure, restore
-from lab.traffic import packets, ping
-from lab.waits import wait_until
+from lab.core.waits import wait_until
+from lab.ops.failover import measure, restore
+from lab.ops.traffic import packets, ping
 
-TWO_TUNNEL_LABS = ["tray-static-ikev1.yaml", "tray-static-ikev2.yaml", "tray-bgp-ikev1.yaml",
-                   "tray-bgp-ikev2.yaml"]
+TWO_TUNNEL_LABS = [
+    "tray-static-ikev1.yaml",
+    "tray-static-ikev2.yaml",
+    "tray-bgp-ikev1.yaml",
+    "tray-bgp-ikev2.yaml",
+]
 FAILURES = ["terminate", "kill-charon", "block", "link-down"]
 
 
@@ -30,15 +34,21 @@ def test_tunnel1_fails_over_to_tunnel2(lab, failure):
         assert m.result.carriers_before["to customer"] == "tunnel1", m.line()
         assert m.result.longest is None or m.result.longest.recovered, m.line()
         assert m.bound.holds(m.result.outage), m.line()
-        assert m.result.carriers_after == {"to customer": "tunnel2",
-                                           "to provider": "tunnel2"}, m.line()
+        assert m.result.carriers_after == {"to customer": "tunnel2", "to provider": "tunnel2"}, (
+            m.line()
+        )
     finally:
         took = restore(lab)
     print(f"tunnel1 re-established {took:.2f}s after the fault was cleared")
     # The preferred tunnel 1 carries the provider's traffic again once the VPC router
     # has its route back (iBGP, a moment after the SA is up).
-    wait_until(lambda: _tunnel1_delivers(lab), bool, timeout=10, interval=0.1,
-               what="provider traffic back on tunnel1")
+    wait_until(
+        lambda: _tunnel1_delivers(lab),
+        bool,
+        timeout=10,
+        interval=0.1,
+        what="provider traffic back on tunnel1",
+    )
 
 
 def _tunnel1_delivers(lab) -> bool:

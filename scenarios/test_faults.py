@@ -14,19 +14,23 @@ import time
 
 import pytest
 
-from lab import faults
-from lab.checks import bgp_problems, convergence_problems
-from lab.probe import Probe
-from lab.status import collect
-from lab.waits import wait_until
+from lab.core.waits import wait_until
+from lab.observe.convergence import bgp_problems, convergence_problems
+from lab.observe.status import collect
+from lab.ops import faults
+from lab.ops.probe import Probe
 
 TOPOLOGY = "tray-bgp-ikev2.yaml"
 
 
 def _reconverged(lab) -> None:
     faults.clear(lab)
-    wait_until(lambda: convergence_problems(lab), lambda p: not p, timeout=30,
-               what="re-convergence after clearing faults")
+    wait_until(
+        lambda: convergence_problems(lab),
+        lambda p: not p,
+        timeout=30,
+        what="re-convergence after clearing faults",
+    )
 
 
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
@@ -54,10 +58,18 @@ def test_killed_bgpd_shows_down_and_traffic_uses_tunnel2(lab):
         vgw1 = next(n for n in collect(lab)["nodes"] if n["name"] == "vgw1")
         assert vgw1["daemons"]["bgpd"] is False and vgw1["daemons"]["charon"] is True
         hold = lab.lab.tunnels["tunnel1"].hold
-        wait_until(lambda: lab.frr("vpc-rtr").routes().get("172.16.1.0/24", [{}])[0]
-                   .get("nexthops", [{}])[0].get("ip"),
-                   lambda via: via == "10.10.0.12", timeout=hold + 3,
-                   what="the VPC router to move to vgw2")
+        wait_until(
+            lambda: (
+                lab.frr("vpc-rtr")
+                .routes()
+                .get("172.16.1.0/24", [{}])[0]
+                .get("nexthops", [{}])[0]
+                .get("ip")
+            ),
+            lambda via: via == "10.10.0.12",
+            timeout=hold + 3,
+            what="the VPC router to move to vgw2",
+        )
     finally:
         _reconverged(lab)
 
@@ -68,9 +80,12 @@ def test_partitioned_customer_gateway_loses_every_session(lab):
     try:
         hold = lab.lab.tunnels["tunnel1"].hold
         # BGP notices after the hold timer; DPD after its own schedule.
-        problems = wait_until(lambda: bgp_problems(lab),
-                              lambda p: sum("169.254" in str(x) for x in p) >= 4,
-                              timeout=hold + 3, what="both tunnels' BGP sessions to drop")
+        problems = wait_until(
+            lambda: bgp_problems(lab),
+            lambda p: sum("169.254" in str(x) for x in p) >= 4,
+            timeout=hold + 3,
+            what="both tunnels' BGP sessions to drop",
+        )
         assert problems
         assert lab.exec("pc", ["ping", "-c", "2", "-W", "1", "10.10.0.100"]).returncode != 0
     finally:
@@ -79,19 +94,32 @@ def test_partitioned_customer_gateway_loses_every_session(lab):
     # restart both tunnels at once: with dynamic reqids strongSwan 5.9.8 then sometimes
     # gave both CHILD_SAs one reqid and one tunnel stayed dead. Past the last moment such
     # an exchange can give up, the lab must be converged, each tunnel with its own reqid.
-    settled = time.monotonic() + (lab.lab.tunnels["tunnel1"].customer.dpd.delay
-                                  + lab.lab.retransmit.give_up_after())
-    wait_until(lambda: (time.monotonic(), convergence_problems(lab)),
-               lambda seen: seen[0] >= settled and not seen[1], timeout=60, interval=0.3,
-               what="the lab to be converged once DPD has settled",
-               explain=lambda seen: "\n".join(map(str, seen[1])))
+    settled = time.monotonic() + (
+        lab.lab.tunnels["tunnel1"].customer.dpd.delay + lab.lab.retransmit.give_up_after()
+    )
+    wait_until(
+        lambda: (time.monotonic(), convergence_problems(lab)),
+        lambda seen: seen[0] >= settled and not seen[1],
+        timeout=60,
+        interval=0.3,
+        what="the lab to be converged once DPD has settled",
+        explain=lambda seen: "\n".join(map(str, seen[1])),
+    )
 
 
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
 def test_fault_cli_round_trip(lab):
     def vpnlab(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lab.cli", *args, ], capture_output=True,
-                              text=True)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lab.cli",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     added = vpnlab("fault", "add", "-l", lab.name, "block", "a=vgw2", "b=cgw", "what=ike")
     assert added.returncode == 0, added.stderr

@@ -39,13 +39,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.acquire import AcquireRelay, raises_acquires
-from lab.deploy import RunningLab
-from lab.probe import REPLY, Probe
-from lab.pytest_plugin import TOPOLOGIES, lab_name, running_lab
+from lab.core.waits import holds_for, wait_until
+from lab.ops.acquire import AcquireRelay, raises_acquires
+from lab.ops.bringup import RunningLab
+from lab.ops.probe import REPLY, Probe
+from lab.ops.traffic import packets, ping
 from lab.render.swanctl import connection
-from lab.traffic import packets, ping
-from lab.waits import holds_for, wait_until
+from lab.testing.plugin import TOPOLOGIES, lab_name, running_lab
 
 INACTIVITY = 5
 # charon measures idleness in whole seconds (so 4..5 s may count as 5) and re-checks up to
@@ -69,8 +69,9 @@ def _one_tunnel_lab(tmp: Path, shipped: str, name: str) -> Path:
 
 
 def _inactivity_lab(factory: pytest.TempPathFactory, runtime: str, ike: int):
-    path = _one_tunnel_lab(factory.mktemp(f"ikev{ike}"), f"tray-static-ikev{ike}.yaml",
-                           f"inactivity-v{ike}")
+    path = _one_tunnel_lab(
+        factory.mktemp(f"ikev{ike}"), f"tray-static-ikev{ike}.yaml", f"inactivity-v{ike}"
+    )
     with running_lab(path, name=lab_name(path), runtime=runtime) as running:
         yield running
 
@@ -87,14 +88,16 @@ def ikev2(tmp_path_factory: pytest.TempPathFactory, lab_runtime: str):
 
 # --- observing the tunnel ------------------------------------------------------------------
 
+
 def _children(running: RunningLab) -> dict[str, dict[str, dict]]:
     """gateway -> {CHILD_SA name: its list-sas entry} for the installed CHILD_SAs."""
     t = running.lab.tunnels[TUNNEL]
     out = {}
     for node in (t.provider.node, t.customer.node):
         sa = running.charon(node).ike_sas().get(TUNNEL, {})
-        out[node] = {c["name"]: c for c in sa.get("child-sas", {}).values()
-                     if c.get("state") == "INSTALLED"}
+        out[node] = {
+            c["name"]: c for c in sa.get("child-sas", {}).values() if c.get("state") == "INSTALLED"
+        }
     return out
 
 
@@ -108,14 +111,21 @@ def _all_up(children: dict[str, dict]) -> bool:
 
 def _ike_states(running: RunningLab) -> dict[str, str | None]:
     t = running.lab.tunnels[TUNNEL]
-    return {n: running.charon(n).ike_sas().get(TUNNEL, {}).get("state")
-            for n in (t.provider.node, t.customer.node)}
+    return {
+        n: running.charon(n).ike_sas().get(TUNNEL, {}).get("state")
+        for n in (t.provider.node, t.customer.node)
+    }
 
 
 def _wait_down(running: RunningLab, since: float) -> float:
     """Poll until the CHILD_SA is gone on both ends; seconds since ``since`` (epoch)."""
-    wait_until(lambda: _children(running), _all_down, timeout=TEARDOWN[1] + 2, interval=0.05,
-               what=f"{TUNNEL}'s CHILD_SA to close after {INACTIVITY}s of inactivity")
+    wait_until(
+        lambda: _children(running),
+        _all_down,
+        timeout=TEARDOWN[1] + 2,
+        interval=0.05,
+        what=f"{TUNNEL}'s CHILD_SA to close after {INACTIVITY}s of inactivity",
+    )
     return time.time() - since
 
 
@@ -138,6 +148,7 @@ def _last_reply(output: str) -> float:
 
 # --- IKEv1 -----------------------------------------------------------------------------------
 
+
 def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLab):
     running = ikev1
     t = running.lab.tunnels[TUNNEL]
@@ -149,22 +160,27 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
     relay = AcquireRelay(running, provider)
     assert relay.trapped() == [TUNNEL], "the provider has no trap policy for the tunnel"
 
-    with running.charon(provider).watch(["log", "child-updown"]) as p_events, \
-            running.charon(customer).watch(["log", "child-updown"]) as c_events:
+    with (
+        running.charon(provider).watch(["log", "child-updown"]) as p_events,
+        running.charon(customer).watch(["log", "child-updown"]) as c_events,
+    ):
         # 1. Idle: the CHILD_SA goes after the inactivity timeout, the IKE_SA stays.
         before = packets(running)[(TUNNEL, provider)][0]
         assert ping(running, CUSTOMER_HOST, PROVIDER_ADDR, 1).received == 1
         last_packet = time.time()
         assert packets(running)[(TUNNEL, provider)][0] > before, "the ping bypassed the SA"
         teardown = _wait_down(running, last_packet)
-        print(f"\nIKEv1: CHILD_SA closed {teardown:.2f}s after the last packet "
-              f"(inactivity {INACTIVITY}s)")
+        print(
+            f"\nIKEv1: CHILD_SA closed {teardown:.2f}s after the last packet "
+            f"(inactivity {INACTIVITY}s)"
+        )
         events = _drain(p_events) + _drain(c_events)
         assert TEARDOWN[0] <= teardown <= TEARDOWN[1], _said(events, "CHILD_SA")
         assert _ike_states(running) == {provider: "ESTABLISHED", customer: "ESTABLISHED"}
         assert _said(events, f"deleting CHILD_SA after {INACTIVITY} seconds of inactivity")
-        assert [k for k, b in events if k == "child-updown" and "up" not in b], \
+        assert [k for k, b in events if k == "child-updown" and "up" not in b], (
             "no child-updown (down) event"
+        )
 
         # 2. Without acquires (this machine), the trap catches the packet and drops it.
         native = raises_acquires(running, provider)
@@ -172,8 +188,10 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
             ping(running, PROVIDER_HOST, CUSTOMER_ADDR, 3)
             stayed = holds_for(lambda: _children(running), _all_down, 2.0)
             drops = _said(_drain(p_events), f"outbound IPsec SA for reqid {{{reqid}}}, dropping")
-            print(f"IKEv1 on {running.dataplane(provider)} data plane without acquires: libipsec "
-                  f"logged {len(drops)} drop(s) for reqid {reqid}: {drops[:1]}; SA stayed down")
+            print(
+                f"IKEv1 on {running.dataplane(provider)} data plane without acquires: libipsec "
+                f"logged {len(drops)} drop(s) for reqid {reqid}: {drops[:1]}; SA stayed down"
+            )
             assert drops, "the trap policy did not catch the provider's packets"
             assert stayed is None, "the SA came back with no acquire: what initiated it?"
             _drain(c_events)
@@ -181,19 +199,27 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
         # 3. Provider traffic re-establishes the SA; the provider initiates.
         relaying = AcquireRelay(running, provider) if not native else _nothing()
         with relaying as relay, Probe(running, PROVIDER_HOST, CUSTOMER_ADDR, 5.0) as probe:
-            wait_until(lambda: _children(running), _all_up, timeout=REESTABLISH,
-                       interval=0.02, what="the provider to re-establish the CHILD_SA")
+            wait_until(
+                lambda: _children(running),
+                _all_up,
+                timeout=REESTABLISH,
+                interval=0.02,
+                what="the provider to re-establish the CHILD_SA",
+            )
             up = time.time() - probe.started
             result = probe.finish()
-        first_reply = min(float(m.group(1)) for m in map(REPLY.match, probe.output.splitlines())
-                          if m) - probe.started
-        print(f"IKEv1: CHILD_SA re-established {up:.3f}s after the provider's first packet, "
-              f"first reply after {first_reply:.3f}s; {result.summary()}"
-              + (f"; acquires relayed: {relay.acquires}" if relay else ""))
+        first_reply = (
+            min(float(m.group(1)) for m in map(REPLY.match, probe.output.splitlines()) if m)
+            - probe.started
+        )
+        print(
+            f"IKEv1: CHILD_SA re-established {up:.3f}s after the provider's first packet, "
+            f"first reply after {first_reply:.3f}s; {result.summary()}"
+            + (f"; acquires relayed: {relay.acquires}" if relay else "")
+        )
         assert result.longest is None or result.longest.recovered, result.summary()
         # Only what the provider sent before the SA was back may be lost.
-        assert result.sent - result.received <= (up + 0.1) / probe.interval + 1, \
-            result.summary()
+        assert result.sent - result.received <= (up + 0.1) / probe.interval + 1, result.summary()
         p_said, c_said = _drain(p_events), _drain(c_events)
         assert _said(p_said, "generating QUICK_MODE request"), "the provider did not initiate"
         assert _said(c_said, "parsed QUICK_MODE request"), "the customer got no QUICK_MODE"
@@ -216,6 +242,7 @@ class _nothing:
 
 # --- IKEv2 -----------------------------------------------------------------------------------
 
+
 def test_ikev2_customer_keepalive_keeps_the_sa_up(ikev2: RunningLab):
     running = ikev2
     t = running.lab.tunnels[TUNNEL]
@@ -224,23 +251,31 @@ def test_ikev2_customer_keepalive_keeps_the_sa_up(ikev2: RunningLab):
     assert _all_up(first)
     spis = {n: c[TUNNEL]["spi-in"] for n, c in first.items()}
     periods = 3
-    with Probe(running, CUSTOMER_HOST, PROVIDER_ADDR, periods * INACTIVITY + 1,
-               interval=1.0) as keepalive:
+    with Probe(
+        running, CUSTOMER_HOST, PROVIDER_ADDR, periods * INACTIVITY + 1, interval=1.0
+    ) as keepalive:
         # Up, with the same SAs, for as long as the ping runs (bounded by its count).
-        broken = holds_for(lambda: {n: {k: c["spi-in"] for k, c in cs.items()}
-                                 for n, cs in _children(running).items()},
-                        lambda now: now == {n: {TUNNEL: s} for n, s in spis.items()},
-                        periods * INACTIVITY, interval=0.2)
+        broken = holds_for(
+            lambda: {
+                n: {k: c["spi-in"] for k, c in cs.items()} for n, cs in _children(running).items()
+            },
+            lambda now: now == {n: {TUNNEL: s} for n, s in spis.items()},
+            periods * INACTIVITY,
+            interval=0.2,
+        )
         result = keepalive.finish()
     print(f"\nIKEv2: 1/s keepalive from {CUSTOMER_HOST}: {result.summary()}")
     assert broken is None, f"the SA changed or closed under keepalive: {broken}"
-    assert result.carriers_after == {"to customer": TUNNEL, "to provider": TUNNEL}, \
+    assert result.carriers_after == {"to customer": TUNNEL, "to provider": TUNNEL}, (
         "the keepalive did not go through the tunnel"
+    )
     assert result.received >= result.sent - 1, result.summary()
     # The keepalive stops: the SA goes after the inactivity timeout.
     teardown = _wait_down(running, _last_reply(keepalive.output))
-    print(f"IKEv2: CHILD_SA closed {teardown:.2f}s after the last keepalive "
-          f"(inactivity {INACTIVITY}s)")
+    print(
+        f"IKEv2: CHILD_SA closed {teardown:.2f}s after the last keepalive "
+        f"(inactivity {INACTIVITY}s)"
+    )
     assert TEARDOWN[0] <= teardown <= TEARDOWN[1]
 
 
@@ -248,15 +283,21 @@ def test_ikev2_provider_traffic_does_not_bring_the_sa_back(ikev2: RunningLab):
     running = ikev2
     t = running.lab.tunnels[TUNNEL]
     if not _all_down(_children(running)):  # run on its own: wait out the inactivity
-        wait_until(lambda: _children(running), _all_down, timeout=INACTIVITY + 4,
-                   interval=0.05, what="the idle CHILD_SA to close")
+        wait_until(
+            lambda: _children(running),
+            _all_down,
+            timeout=INACTIVITY + 4,
+            interval=0.05,
+            what="the idle CHILD_SA to close",
+        )
     # Only the CHILD_SA closed: IKE-wise the tunnel looks up, yet it carries nothing.
-    assert _ike_states(running) == {t.provider.node: "ESTABLISHED",
-                                    t.customer.node: "ESTABLISHED"}
+    assert _ike_states(running) == {t.provider.node: "ESTABLISHED", t.customer.node: "ESTABLISHED"}
     with running.charon(t.provider.node).session() as s:
         assert not list(s.list_policies({"trap": "yes"})), "IKEv2 provider has a trap"
-    with running.charon(t.provider.node).watch(["child-updown"]) as events, \
-            Probe(running, PROVIDER_HOST, CUSTOMER_ADDR, OBSERVE) as probe:
+    with (
+        running.charon(t.provider.node).watch(["child-updown"]) as events,
+        Probe(running, PROVIDER_HOST, CUSTOMER_ADDR, OBSERVE) as probe,
+    ):
         came_back = holds_for(lambda: _children(running), _all_down, OBSERVE, interval=0.1)
         result = probe.finish()
         ups = [b for kind, b in _drain(events) if b.get("up") == "yes"]

@@ -8,20 +8,25 @@ import signal
 import subprocess
 import sys
 
-from lab import state
-from lab.cleanup import leftovers, stray_daemons
-from lab.errors import WaitTimeout
-from lab.pytest_plugin import lab_name, topology_path
+from lab.core.errors import WaitTimeout
+from lab.core.waits import wait_until
 from lab.runtime.netns import lab_namespaces
-from lab.waits import wait_until
+from lab.session import state
+from lab.session.cleanup import leftovers, stray_daemons
+from lab.testing.plugin import lab_name, topology_path
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
 LATE = ("load configs", "wait for convergence")
 
 
 def _vpnlab(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def _phase(name: str) -> str | None:
@@ -33,12 +38,18 @@ def _phase(name: str) -> str | None:
 
 def test_sigkill_during_up_then_destroy_all_leaves_nothing(lab_runtime):
     name = lab_name(TOPOLOGY, "-kill")
-    harness = _vpnlab("up", str(TOPOLOGY), "--name", name, "--runtime", lab_runtime,
-                      start_new_session=True)
+    harness = _vpnlab(
+        "up", str(TOPOLOGY), "--name", name, "--runtime", lab_runtime, start_new_session=True
+    )
     try:
         # Kill it once its daemons run (it is loading their configs) and before it finishes.
-        wait_until(lambda: _phase(name) in LATE or harness.poll() is not None, bool,
-                   timeout=60, interval=0.02, what="the lab's daemons to start")
+        wait_until(
+            lambda: _phase(name) in LATE or harness.poll() is not None,
+            bool,
+            timeout=60,
+            interval=0.02,
+            what="the lab's daemons to start",
+        )
     except WaitTimeout:
         harness.kill()
         raise
@@ -47,8 +58,9 @@ def test_sigkill_during_up_then_destroy_all_leaves_nothing(lab_runtime):
     harness.wait()
     assert leftovers(name), "the kill came too late to test anything"
 
-    destroy = subprocess.run([sys.executable, "-m", "lab.cli", "destroy", "--all"],
-                             capture_output=True, text=True)
+    destroy = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "destroy", "--all"], capture_output=True, text=True
+    )
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
 
     assert leftovers(name) == []
@@ -65,8 +77,9 @@ def test_down_removes_everything_of_one_lab(lab_runtime):
     out, _ = up.communicate(timeout=90)
     assert up.returncode == 0, out
     assert "converged" in out and f"on the {lab_runtime} runtime" in out
-    down = subprocess.run([sys.executable, "-m", "lab.cli", "down", name], capture_output=True,
-                          text=True)
+    down = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "down", name], capture_output=True, text=True
+    )
     assert down.returncode == 0, down.stderr
     assert leftovers(name) == []
     assert not [p for p in stray_daemons() if name in _cmdline(p)]

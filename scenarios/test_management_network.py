@@ -19,8 +19,8 @@ from ipaddress import IPv4Network
 
 import yaml
 
-from lab.pytest_plugin import lab_name, running_lab, topology_path
-from lab.traffic import hosts_behind, ping
+from lab.ops.traffic import hosts_behind, ping
+from lab.testing.plugin import lab_name, running_lab, topology_path
 
 WIDE = {"wide172": "172.16.0.0/12", "wide192": "192.168.128.0/17"}
 
@@ -36,14 +36,17 @@ def test_management_network_avoids_the_lab_networks(tmp_path, lab_runtime):
         assert {IPv4Network(n) for n in WIDE.values()} <= set(plan)
         if lab_runtime == "docker":
             for node in lab.lab.nodes:
-                routes = json.loads(lab.exec(node, ["ip", "-j", "-4", "route", "show", "table",
-                                                    "all", "dev", "mgmt0"]).stdout)
+                routes = json.loads(
+                    lab.exec(
+                        node, ["ip", "-j", "-4", "route", "show", "table", "all", "dev", "mgmt0"]
+                    ).stdout
+                )
                 mgmt = [IPv4Network(r["dst"]) for r in routes if r["dst"] != "default"]
                 assert mgmt, f"{node}: no route on mgmt0 ({routes})"
                 assert not [(m, n) for m in mgmt for n in plan if m.overlaps(n)], node
 
         for tunnel in lab.lab.tunnels.values():
-            (p_host, p_addr), = hosts_behind(lab.lab, tunnel.provider)[:1]
-            (c_host, c_addr), = hosts_behind(lab.lab, tunnel.customer)[:1]
+            ((p_host, p_addr),) = hosts_behind(lab.lab, tunnel.provider)[:1]
+            ((c_host, c_addr),) = hosts_behind(lab.lab, tunnel.customer)[:1]
             assert ping(lab, c_host, p_addr).received == 5
             assert ping(lab, p_host, c_addr).received == 5

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab.checks import convergence_problems
-from lab.pytest_plugin import lab_name, running_lab, topology_path
-from lab.traffic import packets, ping
+from lab.observe.convergence import convergence_problems
+from lab.ops.traffic import packets, ping
+from lab.testing.plugin import lab_name, running_lab, topology_path
 
 VERSION = {"bookworm": ("5.9.", "8.4."), "trixie": ("6.0.", "10.")}
 
@@ -35,8 +35,7 @@ def test_provider_on_debian12_customer_on_debian13(ike, tmp_path, lab_runtime):
     path = tmp_path / f"mixed-v{ike}.yaml"
     path.write_text(yaml.safe_dump(topo))
 
-    with running_lab(path, name=lab_name(path, f"-v{ike}"), runtime="docker",
-                     timeout=60) as lab:
+    with running_lab(path, name=lab_name(path, f"-v{ike}"), runtime="docker", timeout=60) as lab:
         provider, customer = _versions(lab, "vgw1"), _versions(lab, "cgw")
         print(f"\nprovider {provider}\ncustomer {customer}")
         assert VERSION["bookworm"][0] in provider[0] and VERSION["bookworm"][1] in provider[1]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 
-from lab.checks import convergence_problems
-from lab.traffic import count, counted, hosts_behind, packets, ping
+from lab.observe.convergence import convergence_problems
+from lab.ops.traffic import count, counted, hosts_behind, packets, ping
 
 TOPOLOGY = "tray-bgp-nat.yaml"
 COUNT = 5
@@ -30,8 +30,7 @@ def test_vpc_router_default_routes_via_the_nat_gateway(lab):
     routes = json.loads(lab.exec("vpc-rtr", ["ip", "-j", "route", "show", "default"]).stdout)
     assert [(r.get("gateway"), r.get("protocol")) for r in routes] == [(NAT_INSIDE, "static")]
     # The customer LAN stays more specific, via a VPN gateway (iBGP), not the NAT gateway.
-    (lan,) = json.loads(lab.exec("vpc-rtr", ["ip", "-j", "route", "show", "172.16.1.0/24"])
-                        .stdout)
+    (lan,) = json.loads(lab.exec("vpc-rtr", ["ip", "-j", "route", "show", "172.16.1.0/24"]).stdout)
     assert lan["gateway"] in ("10.10.0.11", "10.10.0.12") and lan["protocol"] == "bgp"
 
 
@@ -43,15 +42,30 @@ def test_masquerade_only_out_of_transit_interfaces(lab):
             assert proc.returncode != 0, f"{node} has a NAT table"
             continue
         rules = [o["rule"]["expr"] for o in json.loads(proc.stdout)["nftables"] if "rule" in o]
-        assert rules == [[{"match": {"op": "==", "left": {"meta": {"key": "oifname"}},
-                                     "right": "internet"}}, {"masquerade": None}]], rules
+        assert rules == [
+            [
+                {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "internet"}},
+                {"masquerade": None},
+            ]
+        ], rules
 
 
 def test_app_reaches_web_only_as_the_nat_gateway(lab):
-    count(lab, "web", {"from_natgw": f"ip saddr {NAT_PUBLIC}", "from_vpc": f"ip saddr {VPC}",
-                       "icmp": "ip protocol icmp"})
-    count(lab, "nat-gw", {"app_out": f'iifname "vpc" oifname "internet" ip saddr 10.10.0.100 '
-                                     f"ip daddr {WEB}"}, hook="forward")
+    count(
+        lab,
+        "web",
+        {
+            "from_natgw": f"ip saddr {NAT_PUBLIC}",
+            "from_vpc": f"ip saddr {VPC}",
+            "icmp": "ip protocol icmp",
+        },
+    )
+    count(
+        lab,
+        "nat-gw",
+        {"app_out": f'iifname "vpc" oifname "internet" ip saddr 10.10.0.100 ip daddr {WEB}'},
+        hook="forward",
+    )
     result = ping(lab, "app", WEB, COUNT)
     seen, natgw = counted(lab, "web"), counted(lab, "nat-gw")
     print(f"web counters {seen}, nat-gw forward {natgw}")
@@ -64,9 +78,13 @@ def test_app_reaches_web_only_as_the_nat_gateway(lab):
 def test_vpn_traffic_goes_through_the_tunnels_unnatted(lab):
     count(lab, "pc", {"from_app": "ip saddr 10.10.0.100", "from_nat": f"ip saddr {NAT_PUBLIC}"})
     count(lab, "app", {"from_pc": "ip saddr 172.16.1.100", "from_nat": f"ip saddr {NAT_PUBLIC}"})
-    count(lab, "nat-gw", {"vpn": "ip daddr 172.16.1.0/24", "vpn_back": "ip saddr 172.16.1.0/24"},
-          hook="forward")
-    (pc, pc_addr), = hosts_behind(lab.lab, lab.lab.tunnels["tunnel1"].customer)[:1]
+    count(
+        lab,
+        "nat-gw",
+        {"vpn": "ip daddr 172.16.1.0/24", "vpn_back": "ip saddr 172.16.1.0/24"},
+        hook="forward",
+    )
+    ((pc, pc_addr),) = hosts_behind(lab.lab, lab.lab.tunnels["tunnel1"].customer)[:1]
     before = packets(lab)
     out, back = ping(lab, "app", pc_addr, COUNT), ping(lab, pc, "10.10.0.100", COUNT)
     after = packets(lab)

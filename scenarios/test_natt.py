@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 
-from lab.checks import convergence_problems
-from lab.traffic import count, counted, packets, ping
+from lab.observe.convergence import convergence_problems
+from lab.ops.traffic import count, counted, packets, ping
 
 TOPOLOGY = "tray-natt.yaml"
 PRIVATE, PUBLIC, NAT_WAN = "192.168.100.10", "198.51.100.21", "192.168.100.1"
@@ -34,11 +34,13 @@ def test_provider_sees_the_nat_cgw_its_private_address(lab):
     for t in lab.lab.tunnels.values():
         p = lab.charon(t.provider.node).ike_sas()[t.name]
         c = lab.charon("cgw").ike_sas()[t.name]
-        print(f"{t.name}: {t.provider.node} {p['local-host']}:{p['local-port']} <-> "
-              f"{p['remote-host']}:{p['remote-port']} id {p['remote-id']} nat-local="
-              f"{p.get('nat-local', 'no')} nat-remote={p.get('nat-remote', 'no')}; cgw "
-              f"{c['local-host']}:{c['local-port']} id {c['local-id']} nat-local="
-              f"{c.get('nat-local', 'no')} nat-remote={c.get('nat-remote', 'no')}")
+        print(
+            f"{t.name}: {t.provider.node} {p['local-host']}:{p['local-port']} <-> "
+            f"{p['remote-host']}:{p['remote-port']} id {p['remote-id']} nat-local="
+            f"{p.get('nat-local', 'no')} nat-remote={p.get('nat-remote', 'no')}; cgw "
+            f"{c['local-host']}:{c['local-port']} id {c['local-id']} nat-local="
+            f"{c.get('nat-local', 'no')} nat-remote={c.get('nat-remote', 'no')}"
+        )
         assert p["state"] == c["state"] == "ESTABLISHED"
         assert (p["remote-host"], p["remote-id"]) == (PUBLIC, PUBLIC)
         assert (c["local-host"], c["local-id"]) == (PRIVATE, PUBLIC)
@@ -50,11 +52,21 @@ def test_provider_sees_the_nat_cgw_its_private_address(lab):
 
 
 def test_traffic_both_ways_through_the_tunnels_and_the_nat(lab):
-    count(lab, "cust-nat", {"ike_esp": f'iifname "wan" oifname "internet" ip saddr {PRIVATE} '
-                                       "udp dport 4500"}, hook="forward")
+    count(
+        lab,
+        "cust-nat",
+        {"ike_esp": f'iifname "wan" oifname "internet" ip saddr {PRIVATE} udp dport 4500'},
+        hook="forward",
+    )
     for t in lab.lab.tunnels.values():
-        count(lab, t.provider.node, {"from_nat": f"ip saddr {PUBLIC} udp dport 4500",
-                                     "from_private": "ip saddr 192.168.100.0/24"})
+        count(
+            lab,
+            t.provider.node,
+            {
+                "from_nat": f"ip saddr {PUBLIC} udp dport 4500",
+                "from_private": "ip saddr 192.168.100.0/24",
+            },
+        )
     count(lab, "app", {"from_pc": "ip saddr 172.16.1.100"})
     count(lab, "pc", {"from_app": "ip saddr 10.10.0.100"})
 

@@ -31,14 +31,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from lab.deploy import RunningLab
-from lab.pytest_plugin import lab_name, running_lab, topology_path
-from lab.rekey import SaView, rekey_under_load, views
-from lab.traffic import packets, ping
-from lab.waits import wait_until
+from lab.core.waits import wait_until
+from lab.ops.bringup import RunningLab
+from lab.ops.rekey import SaView, rekey_under_load, views
+from lab.ops.traffic import packets, ping
+from lab.testing.plugin import lab_name, running_lab, topology_path
 
-LABS = ["tray-static-ikev1.yaml", "tray-static-ikev2.yaml", "tray-bgp-ikev1.yaml",
-        "tray-bgp-ikev2.yaml"]
+LABS = [
+    "tray-static-ikev1.yaml",
+    "tray-static-ikev2.yaml",
+    "tray-bgp-ikev1.yaml",
+    "tray-bgp-ikev2.yaml",
+]
 TUNNEL = "tunnel1"
 CHILD_REKEYS, IKE_REKEYS = 5, 3
 
@@ -73,8 +77,10 @@ def rekey_lab(request: pytest.FixtureRequest, lab_runtime: str):
 
 
 def _report(lab: RekeyLab, run) -> None:
-    print(f"\n{lab.running.lab.name} (IKEv{lab.ike}, {lab.running.lab.tunnels[TUNNEL].routing})"
-          f" {run.summary()}")
+    print(
+        f"\n{lab.running.lab.name} (IKEv{lab.ike}, {lab.running.lab.tunnels[TUNNEL].routing})"
+        f" {run.summary()}"
+    )
     for rekey, lost in zip(run.rekeys, run.lost_per_rekey(), strict=True):
         print(f"  {rekey.line()}; {lost} probes lost")
 
@@ -83,8 +89,10 @@ def test_child_rekeys_under_load(rekey_lab: RekeyLab):
     run = rekey_under_load(rekey_lab.running, TUNNEL, "child", CHILD_REKEYS)
     _report(rekey_lab, run)
     assert len(run.rekeys) == CHILD_REKEYS
-    assert {r.node for r in run.rekeys} == {rekey_lab.running.lab.tunnels[TUNNEL].customer.node,
-                                            rekey_lab.running.lab.tunnels[TUNNEL].provider.node}
+    assert {r.node for r in run.rekeys} == {
+        rekey_lab.running.lab.tunnels[TUNNEL].customer.node,
+        rekey_lab.running.lab.tunnels[TUNNEL].provider.node,
+    }
     if rekey_lab.ike == 2:
         assert run.lost == 0, run.summary()
     else:
@@ -123,7 +131,12 @@ def test_sas_are_new_and_carry_traffic(rekey_lab: RekeyLab):
     # The provider's traffic to the customer comes through tunnel 1 (the preferred path).
     # Polled: right after the last rekey the SA it replaced may still be listed for a
     # moment, and counters are read from the newest IKE_SA.
-    wait_until(lambda: _delivered_by_tunnel1(running, t.customer.node), bool, timeout=10,
-               interval=0.2, what="the provider's pings to arrive through tunnel 1")
+    wait_until(
+        lambda: _delivered_by_tunnel1(running, t.customer.node),
+        bool,
+        timeout=10,
+        interval=0.2,
+        what="the provider's pings to arrive through tunnel 1",
+    )
     if t.routing == "bgp":
         assert _bgp_drops(running) == rekey_lab.bgp_drops, "BGP over tunnel 1 dropped"

@@ -6,10 +6,10 @@ check both converged and carry traffic, take one down, check the other is unaffe
 
 from __future__ import annotations
 
-from lab.checks import convergence_problems
-from lab.cleanup import leftovers
-from lab.pytest_plugin import lab_name, running_lab, topology_path
-from lab.traffic import ping
+from lab.observe.convergence import convergence_problems
+from lab.ops.traffic import ping
+from lab.session.cleanup import leftovers
+from lab.testing.plugin import lab_name, running_lab, topology_path
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
 

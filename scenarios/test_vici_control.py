@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab.checks import convergence_problems, tunnel_problems
-from lab.traffic import ping
-from lab.waits import wait_until
+from lab.core.waits import wait_until
+from lab.observe.convergence import convergence_problems, tunnel_problems
+from lab.ops.traffic import ping
 
 
 @pytest.mark.parametrize("lab", ["tray-static-ikev2.yaml"], indirect=True)
@@ -29,6 +29,7 @@ def test_terminate_and_initiate_child_sa(lab):
     assert any(p.tunnel == "tunnel1" and "CHILD_SA" in p.text for p in problems), problems
 
     cgw.initiate(child="tunnel1")
-    wait_until(lambda: convergence_problems(lab), lambda p: not p, timeout=10,
-               what="tunnel1 to come back")
+    wait_until(
+        lambda: convergence_problems(lab), lambda p: not p, timeout=10, what="tunnel1 to come back"
+    )
     assert ping(lab, "pc", "10.10.0.100").received == 5

@@ -15,13 +15,22 @@ def plan(topology: str) -> list[str]:
 
 
 def test_segments_and_tunnel_inside_networks():
-    assert plan("tray-bgp-ikev2.yaml") == ["10.10.0.0/24", "169.254.10.0/30", "169.254.11.0/30",
-                                           "172.16.1.0/24", "198.51.100.0/24"]
+    assert plan("tray-bgp-ikev2.yaml") == [
+        "10.10.0.0/24",
+        "169.254.10.0/30",
+        "169.254.11.0/30",
+        "172.16.1.0/24",
+        "198.51.100.0/24",
+    ]
 
 
 def test_adjacent_networks_are_collapsed():
-    assert plan("thredd-static.yaml") == ["10.30.1.0/24", "10.30.2.0/23", "192.168.50.0/24",
-                                          "203.0.113.0/24"]
+    assert plan("thredd-static.yaml") == [
+        "10.30.1.0/24",
+        "10.30.2.0/23",
+        "192.168.50.0/24",
+        "203.0.113.0/24",
+    ]
 
 
 def test_default_routes_are_left_out():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from topo_util import REPO, put, variant, write
 
-from lab.dataplane import AUTO, KERNEL, USERSPACE, choose
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.daemons.dataplane import AUTO, KERNEL, USERSPACE, choose
 from lab.topology import load_lab
 
 

@@ -7,11 +7,12 @@ from ipaddress import IPv4Network as Net
 
 import pytest
 
-from lab.runtime.docker import SEGMENT_BLOCK, first_free, stand_in_prefix
+from lab.runtime.docker.runtime import SEGMENT_BLOCK, first_free, stand_in_prefix
 
 
-@pytest.mark.parametrize(("nodes", "prefix"), [(1, 29), (5, 29), (6, 28), (13, 28), (14, 27),
-                                              (200, 24)])
+@pytest.mark.parametrize(
+    ("nodes", "prefix"), [(1, 29), (5, 29), (6, 28), (13, 28), (14, 27), (200, 24)]
+)
 def test_stand_in_holds_the_nodes_and_docker_s_three_addresses(nodes, prefix):
     assert stand_in_prefix(nodes) == prefix
     assert Net(f"100.64.0.0/{prefix}").num_addresses >= nodes + 3
@@ -26,5 +27,6 @@ def test_first_free_skips_what_is_booked_or_used_by_the_lab():
 
 
 def test_a_full_block_has_nothing_free():
-    assert first_free(Net("100.64.0.0/28"), 29, [Net("100.64.0.0/29"),
-                                                 Net("100.64.0.8/29")]) is None
+    assert (
+        first_free(Net("100.64.0.0/28"), 29, [Net("100.64.0.0/29"), Net("100.64.0.8/29")]) is None
+    )

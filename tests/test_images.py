@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import images
-from lab.images import AptSource, Mirrors
+from lab.core.shipped import shipped
+from lab.runtime.docker import apt_sources, engine, images, tags
+from lab.runtime.docker.apt_sources import AptSource, Mirrors
 
 HOST_SOURCES = """\
 Types: deb
@@ -50,9 +51,9 @@ def _context(tmp_path: Path, dockerfile: str) -> Path:
 
 def test_tag_is_stable_for_the_same_inputs(tmp_path):
     ctx = _context(tmp_path, "FROM x\nRUN true\n")
-    first = images.node_tag("bookworm", images.context_digest(ctx), {"BASE": "b"}, "sha256:1")
-    (ctx / "Dockerfile").touch()          # a newer mtime is not a new input
-    again = images.node_tag("bookworm", images.context_digest(ctx), {"BASE": "b"}, "sha256:1")
+    first = tags.node_tag("bookworm", tags.context_digest(ctx), {"BASE": "b"}, "sha256:1")
+    (ctx / "Dockerfile").touch()  # a newer mtime is not a new input
+    again = tags.node_tag("bookworm", tags.context_digest(ctx), {"BASE": "b"}, "sha256:1")
     assert first == again
     assert re.fullmatch(r"vpnlab-node:bookworm-[0-9a-f]{12}", first)
 
@@ -60,44 +61,55 @@ def test_tag_is_stable_for_the_same_inputs(tmp_path):
 def test_tag_changes_with_the_dockerfile_the_args_and_the_base(tmp_path):
     ctx = _context(tmp_path, "FROM x\nRUN true\n")
     args = {"BASE": "vpnlab-base:bookworm-1"}
-    tag = images.node_tag("bookworm", images.context_digest(ctx), args, "sha256:1")
+    tag = tags.node_tag("bookworm", tags.context_digest(ctx), args, "sha256:1")
     variants = {
-        images.node_tag("bookworm", images.context_digest(ctx), {"BASE": "debian:bookworm-slim"},
-                        "sha256:1"),
-        images.node_tag("bookworm", images.context_digest(ctx), args, "sha256:2"),
-        images.node_tag("trixie", images.context_digest(ctx), args, "sha256:1"),
+        tags.node_tag(
+            "bookworm", tags.context_digest(ctx), {"BASE": "debian:bookworm-slim"}, "sha256:1"
+        ),
+        tags.node_tag("bookworm", tags.context_digest(ctx), args, "sha256:2"),
+        tags.node_tag("trixie", tags.context_digest(ctx), args, "sha256:1"),
     }
     (ctx / "Dockerfile").write_text("FROM x\nRUN false\n")
-    variants.add(images.node_tag("bookworm", images.context_digest(ctx), args, "sha256:1"))
+    variants.add(tags.node_tag("bookworm", tags.context_digest(ctx), args, "sha256:1"))
     (ctx / "Dockerfile").write_text("FROM x\nRUN true\n")
     (ctx / "extra.conf").write_text("a file the Dockerfile may COPY")
-    variants.add(images.node_tag("bookworm", images.context_digest(ctx), args, "sha256:1"))
+    variants.add(tags.node_tag("bookworm", tags.context_digest(ctx), args, "sha256:1"))
     assert tag not in variants and len(variants) == 5
 
 
 def test_build_arg_order_does_not_matter():
-    a = images.node_tag("bookworm", "c", {"A": "1", "B": "2"}, "id")
-    b = images.node_tag("bookworm", "c", {"B": "2", "A": "1"}, "id")
+    a = tags.node_tag("bookworm", "c", {"A": "1", "B": "2"}, "id")
+    b = tags.node_tag("bookworm", "c", {"B": "2", "A": "1"}, "id")
     assert a == b
 
 
 def test_base_tag_follows_release_and_mirror():
-    m = images.debian_mirrors(images.parse_deb822(HOST_SOURCES), "bookworm")
+    m = apt_sources.debian_mirrors(apt_sources.parse_deb822(HOST_SOURCES), "bookworm")
     other = Mirrors("http://mirror.example/debian", (("http://mirror.example/debian", ""),))
-    assert images.base_tag("bookworm", m) == images.base_tag("bookworm", m)
-    assert images.base_tag("bookworm", m) != images.base_tag("trixie", m)
-    assert images.base_tag("bookworm", m) != images.base_tag("bookworm", other)
-    assert images.base_tag("trixie", m).startswith("vpnlab-base:trixie-")
+    assert tags.base_tag("bookworm", m) == tags.base_tag("bookworm", m)
+    assert tags.base_tag("bookworm", m) != tags.base_tag("trixie", m)
+    assert tags.base_tag("bookworm", m) != tags.base_tag("bookworm", other)
+    assert tags.base_tag("trixie", m).startswith("vpnlab-base:trixie-")
 
 
 def test_shipped_dockerfile_is_the_context():
-    dockerfile = images.IMAGES_DIR / "Dockerfile"
+    dockerfile = shipped("images") / "Dockerfile"
     assert dockerfile.is_file()
     text = dockerfile.read_text()
     assert "ARG BASE" in text and "FROM ${BASE}" in text
-    for pkg in ("strongswan-charon", "strongswan-swanctl", "libstrongswan-standard-plugins",
-                "libcharon-extra-plugins", "frr", "nftables", "iproute2", "tcpdump", "iperf3",
-                "iputils-ping", "procps"):
+    for pkg in (
+        "strongswan-charon",
+        "strongswan-swanctl",
+        "libstrongswan-standard-plugins",
+        "libcharon-extra-plugins",
+        "frr",
+        "nftables",
+        "iproute2",
+        "tcpdump",
+        "iperf3",
+        "iputils-ping",
+        "procps",
+    ):
         assert re.search(rf"\s{re.escape(pkg)}\s", text), pkg
     assert "--no-install-recommends" in text
 
@@ -106,43 +118,53 @@ def test_shipped_dockerfile_is_the_context():
 
 
 def test_deb822_sample_parses():
-    entries = images.parse_deb822(HOST_SOURCES + "\n" + THIRD_PARTY)
-    assert entries[0] == AptSource("http://deb.debian.org/debian", ("bookworm", "bookworm-updates"),
-                                   ("main",))
+    entries = apt_sources.parse_deb822(HOST_SOURCES + "\n" + THIRD_PARTY)
+    assert entries[0] == AptSource(
+        "http://deb.debian.org/debian", ("bookworm", "bookworm-updates"), ("main",)
+    )
     assert entries[1].uri == "http://deb.debian.org/debian-security"
     assert entries[2].suites == ("nodistro",)
 
 
 def test_deb822_continuation_and_disabled_stanzas():
-    text = ("Types: deb\nURIs: http://a.example/debian\n  http://b.example/debian/\n"
-            "Suites: bookworm\nComponents: main contrib\n\n"
-            "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\n"
-            "Components: main\n")
-    entries = images.parse_deb822(text)
+    text = (
+        "Types: deb\nURIs: http://a.example/debian\n  http://b.example/debian/\n"
+        "Suites: bookworm\nComponents: main contrib\n\n"
+        "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\n"
+        "Components: main\n"
+    )
+    entries = apt_sources.parse_deb822(text)
     assert [e.uri for e in entries] == ["http://a.example/debian", "http://b.example/debian"]
 
 
 def test_one_line_sources_parse():
-    text = ("# comment\n"
-            "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] http://m.example/debian/ "
-            "bookworm main contrib\n"
-            "deb-src http://m.example/debian bookworm main\n"
-            "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n")
-    entries = images.parse_one_line(text)
+    text = (
+        "# comment\n"
+        "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] http://m.example/debian/ "
+        "bookworm main contrib\n"
+        "deb-src http://m.example/debian bookworm main\n"
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
+    )
+    entries = apt_sources.parse_one_line(text)
     assert entries[0] == AptSource("http://m.example/debian", ("bookworm",), ("main", "contrib"))
     assert entries[1].types == ("deb-src",)
     assert entries[2].suites == ("cloud-sdk-bookworm",)
 
 
 def test_mirrors_keep_debian_suites_and_drop_third_party():
-    entries = images.parse_deb822(HOST_SOURCES + "\n" + THIRD_PARTY) + images.parse_one_line(
+    entries = apt_sources.parse_deb822(
+        HOST_SOURCES + "\n" + THIRD_PARTY
+    ) + apt_sources.parse_one_line(
         "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
-        "deb http://deb.debian.org/debian bookworm-backports main\n")
-    m = images.debian_mirrors(entries, "bookworm")
+        "deb http://deb.debian.org/debian bookworm-backports main\n"
+    )
+    m = apt_sources.debian_mirrors(entries, "bookworm")
     assert m.from_host and m.main == "http://deb.debian.org/debian"
-    assert m.suites == (("http://deb.debian.org/debian", ""),
-                        ("http://deb.debian.org/debian", "-updates"),
-                        ("http://deb.debian.org/debian-security", "-security"))
+    assert m.suites == (
+        ("http://deb.debian.org/debian", ""),
+        ("http://deb.debian.org/debian", "-updates"),
+        ("http://deb.debian.org/debian-security", "-security"),
+    )
     assert m.hosts == ["deb.debian.org"]
     trixie = m.sources("trixie")
     assert "Suites: trixie trixie-updates\n" in trixie
@@ -151,21 +173,22 @@ def test_mirrors_keep_debian_suites_and_drop_third_party():
 
 
 def test_mirrors_fall_back_without_debian_sources():
-    m = images.debian_mirrors(images.parse_deb822(THIRD_PARTY), "bookworm")
-    assert not m.from_host and m.main == images.FALLBACK_MIRROR
-    assert images.debian_mirrors([], None).main == images.FALLBACK_MIRROR
+    m = apt_sources.debian_mirrors(apt_sources.parse_deb822(THIRD_PARTY), "bookworm")
+    assert not m.from_host and m.main == apt_sources.FALLBACK_MIRROR
+    assert apt_sources.debian_mirrors([], None).main == apt_sources.FALLBACK_MIRROR
 
 
 def test_host_sources_read_from_a_root(tmp_path):
     (tmp_path / "etc/apt/sources.list.d").mkdir(parents=True)
     (tmp_path / "etc/apt/sources.list.d/debian.sources").write_text(HOST_SOURCES)
     (tmp_path / "etc/apt/sources.list.d/google.list").write_text(
-        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n")
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
+    )
     (tmp_path / "etc/os-release").write_text('PRETTY_NAME="Debian"\nVERSION_CODENAME=bookworm\n')
-    entries = images.host_apt_sources(tmp_path)
+    entries = apt_sources.host_apt_sources(tmp_path)
     assert len(entries) == 3
-    assert images.host_codename(tmp_path) == "bookworm"
-    assert images.debian_mirrors(entries, "bookworm").main == "http://deb.debian.org/debian"
+    assert apt_sources.host_codename(tmp_path) == "bookworm"
+    assert apt_sources.debian_mirrors(entries, "bookworm").main == "http://deb.debian.org/debian"
 
 
 # --- /etc/hosts -----------------------------------------------------------------------------
@@ -180,16 +203,17 @@ HOSTS = """\
 
 
 def test_hosts_entry_lookup():
-    assert images.hosts_entry("deb.debian.org", HOSTS) == "203.0.113.80"   # first one wins
-    assert images.hosts_entry("debian-mirror", HOSTS) == "203.0.113.80"    # an alias
-    assert images.hosts_entry("security.debian.org", HOSTS) is None
-    assert images.hosts_entry("deb.debian.org", "") is None
+    assert apt_sources.hosts_entry("deb.debian.org", HOSTS) == "203.0.113.80"  # first one wins
+    assert apt_sources.hosts_entry("debian-mirror", HOSTS) == "203.0.113.80"  # an alias
+    assert apt_sources.hosts_entry("security.debian.org", HOSTS) is None
+    assert apt_sources.hosts_entry("deb.debian.org", "") is None
 
 
 def test_extra_hosts_only_for_names_in_hosts():
-    assert images.extra_hosts(["deb.debian.org", "other.example"], HOSTS) == {
-        "deb.debian.org": "203.0.113.80"}
-    assert images.extra_hosts(["deb.debian.org"], "127.0.0.1 localhost\n") == {}
+    assert apt_sources.extra_hosts(["deb.debian.org", "other.example"], HOSTS) == {
+        "deb.debian.org": "203.0.113.80"
+    }
+    assert apt_sources.extra_hosts(["deb.debian.org"], "127.0.0.1 localhost\n") == {}
 
 
 # --- the offline base's rootfs --------------------------------------------------------------
@@ -197,22 +221,34 @@ def test_extra_hosts_only_for_names_in_hosts():
 
 def test_trim_rootfs_sets_sources_and_slims(tmp_path):
     root = tmp_path / "rootfs"
-    for rel, text in {"etc/apt/sources.list": "deb http://deb.debian.org/debian trixie main\n",
-                      "etc/hostname": "host\n", "etc/resolv.conf": "nameserver 10.0.0.1\n",
-                      "usr/share/doc/pkg/copyright": "c", "usr/share/doc/pkg/README": "r",
-                      "usr/share/man/man1/ls.1.gz": "m", "var/cache/apt/archives/a.deb": "d",
-                      "var/lib/apt/lists/x_Packages": "p", "var/cache/apt/pkgcache.bin": "b",
-                      "usr/bin/true": "t"}.items():
+    for rel, text in {
+        "etc/apt/sources.list": "deb http://deb.debian.org/debian trixie main\n",
+        "etc/hostname": "host\n",
+        "etc/resolv.conf": "nameserver 10.0.0.1\n",
+        "usr/share/doc/pkg/copyright": "c",
+        "usr/share/doc/pkg/README": "r",
+        "usr/share/man/man1/ls.1.gz": "m",
+        "var/cache/apt/archives/a.deb": "d",
+        "var/lib/apt/lists/x_Packages": "p",
+        "var/cache/apt/pkgcache.bin": "b",
+        "usr/bin/true": "t",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    m = images.debian_mirrors(images.parse_deb822(HOST_SOURCES), "bookworm")
+    m = apt_sources.debian_mirrors(apt_sources.parse_deb822(HOST_SOURCES), "bookworm")
     images._trim_rootfs(root, "trixie", m)
     assert not (root / "etc/apt/sources.list").exists()
     assert (root / "etc/apt/sources.list.d/debian.sources").read_text() == m.sources("trixie")
     assert (root / "usr/share/doc/pkg/copyright").exists()
-    gone = ("etc/hostname", "etc/resolv.conf", "usr/share/doc/pkg/README",
-            "usr/share/man/man1/ls.1.gz", "var/cache/apt/archives/a.deb",
-            "var/lib/apt/lists/x_Packages", "var/cache/apt/pkgcache.bin")
+    gone = (
+        "etc/hostname",
+        "etc/resolv.conf",
+        "usr/share/doc/pkg/README",
+        "usr/share/man/man1/ls.1.gz",
+        "var/cache/apt/archives/a.deb",
+        "var/lib/apt/lists/x_Packages",
+        "var/cache/apt/pkgcache.bin",
+    )
     assert not any((root / rel).exists() for rel in gone)
     assert (root / "usr/bin/true").exists()
     assert "path-exclude /usr/share/doc/*" in (root / "etc/dpkg/dpkg.cfg.d/vpnlab-slim").read_text()
@@ -220,8 +256,9 @@ def test_trim_rootfs_sets_sources_and_slims(tmp_path):
 
 # --- with a Docker daemon: the images setup.sh built ---------------------------------------
 
-needs_docker = pytest.mark.skipif(not images.daemon_available(),
-                                  reason="no Docker daemon answers (setup.sh test starts one)")
+needs_docker = pytest.mark.skipif(
+    not engine.daemon_available(), reason="no Docker daemon answers (setup.sh test starts one)"
+)
 
 EXPECT = {"bookworm": (r"5\.9\.\d+", r"8\.4\.\d+"), "trixie": (r"6\.0\.\d+", r"10\.\d+(\.\d+)?")}
 
@@ -229,8 +266,8 @@ EXPECT = {"bookworm": (r"5\.9\.\d+", r"8\.4\.\d+"), "trixie": (r"6\.0\.\d+", r"1
 @needs_docker
 @pytest.mark.parametrize("release", ["bookworm", "trixie"])
 def test_node_image_runs_expected_versions(release):
-    c = images.client()
-    img = images._image(c, f"{images.NODE_REPO}:{release}")
+    c = engine.client()
+    img = engine.image_or_none(c, f"{tags.NODE_REPO}:{release}")
     if img is None:
         if release == "bookworm":
             pytest.fail("vpnlab-node:bookworm is missing: bash scripts/setup.sh test builds it")
@@ -239,36 +276,45 @@ def test_node_image_runs_expected_versions(release):
     assert labels["vpnlab"] == "1" and labels["vpnlab.release"] == release
     assert labels["vpnlab.kind"] == "node"
     # It is the image of today's Dockerfile on its base: the tag derivation agrees.
-    base = images._image(c, labels["vpnlab.base.image"])
+    base = engine.image_or_none(c, labels["vpnlab.base.image"])
     assert base is not None
-    want = images.node_tag(release, images.context_digest(), {"BASE": labels["vpnlab.base.image"]},
-                           base.id)
+    context = tags.context_digest(shipped("images"))
+    want = tags.node_tag(release, context, {"BASE": labels["vpnlab.base.image"]}, base.id)
     assert want in img.tags, f"{release} image is stale: {img.tags} (want {want})"
     if labels["vpnlab.base.source"] == "debootstrap":
         assert base.labels["vpnlab.base"] == release and base.labels["vpnlab"] == "1"
 
     name = f"vpnlab-test-versions-{release}-{os.getpid()}"
     out = c.containers.run(
-        img.id, ["sh", "-c", "/usr/lib/ipsec/charon --version; swanctl --help 2>&1 | head -1; "
-                 "vtysh --help 2>&1 | grep -i version; /usr/lib/frr/zebra --version | head -1"],
-        name=name, remove=True, labels={images.LABEL: "1"}, network_disabled=True).decode()
+        img.id,
+        [
+            "sh",
+            "-c",
+            "/usr/lib/ipsec/charon --version; swanctl --help 2>&1 | head -1; "
+            "vtysh --help 2>&1 | grep -i version; /usr/lib/frr/zebra --version | head -1",
+        ],
+        name=name,
+        remove=True,
+        labels={engine.LABEL: "1"},
+        network_disabled=True,
+    ).decode()
     swan, frr = EXPECT[release]
-    assert re.search(rf"^(Linux )?strongSwan {swan}$", out, re.M), out   # 6.x: no "Linux"
+    assert re.search(rf"^(Linux )?strongSwan {swan}$", out, re.M), out  # 6.x: no "Linux"
     assert re.search(rf"^strongSwan {swan} swanctl$", out, re.M), out
     assert re.search(rf"Integrated shell for FRR \(version {frr}\)", out), out
     assert re.search(rf"^zebra version {frr}$", out, re.M), out
-    assert not c.containers.list(all=True, filters={"name": name})    # the throwaway is gone
+    assert not c.containers.list(all=True, filters={"name": name})  # the throwaway is gone
 
 
 @needs_docker
 def test_warm_build_is_a_no_op():
     """With the image present, build() only looks it up (setup.sh relies on that)."""
-    c = images.client()
-    if images._image(c, f"{images.NODE_REPO}:bookworm") is None:
+    c = engine.client()
+    if engine.image_or_none(c, f"{tags.NODE_REPO}:bookworm") is None:
         pytest.skip("no bookworm image yet")
     before = {i.id for i in c.images.list(filters={"label": "vpnlab=1"})}
     notes: list[str] = []
     tag = images.build("bookworm", lambda text, transient=False: notes.append(text))
     assert any("up to date" in n for n in notes), notes
-    assert images._image(c, tag) is not None
+    assert engine.image_or_none(c, tag) is not None
     assert {i.id for i in c.images.list(filters={"label": "vpnlab=1"})} == before

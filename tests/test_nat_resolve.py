@@ -15,8 +15,8 @@ import yaml
 from test_render import parse_conf, render, swanctl
 from topo_util import REPO, put, variant, write
 
-from lab.diagnose import TunnelEvidence, diagnose_tunnel, parse_log, tunnel_lines
-from lab.errors import TopologyError
+from lab.core.errors import TopologyError
+from lab.observe.diagnose import TunnelEvidence, diagnose_tunnel, parse_log, tunnel_lines
 from lab.topology import load_lab
 from lab.topology.model import Endpoint, Lab
 
@@ -46,6 +46,7 @@ def natt_variant(tmp: Path, name: str, **customer) -> Lab:
 
 # --- provider NAT gateway ------------------------------------------------------------------
 
+
 def test_router_beside_a_nat_gateway_default_routes_via_it(nat: Lab) -> None:
     assert routes(nat, "vpc-rtr") == [("0.0.0.0/0", "10.10.0.254")]
     # FRR nodes get their static routes from staticd, in its own file.
@@ -72,17 +73,23 @@ def test_nat_and_internet_hosts_run_no_daemons_and_only_nat_gw_masquerades(nat: 
     assert nat.nodes["nat-gw"].forwarding and not nat.nodes["web"].forwarding
     for node in ("nat-gw", "web"):
         assert set(render(nat, node)) == {"nftables.nft"}
-    masquerades = {n: [ln.strip() for ln in render(nat, n)["nftables.nft"].splitlines()
-                       if "masquerade" in ln] for n in nat.nodes}
+    masquerades = {
+        n: [ln.strip() for ln in render(nat, n)["nftables.nft"].splitlines() if "masquerade" in ln]
+        for n in nat.nodes
+    }
     # Only out of the transit interface: traffic into tunnels never passes a NAT rule.
-    assert masquerades == {n: (['oifname "internet" masquerade'] if n == "nat-gw" else [])
-                           for n in nat.nodes}
+    assert masquerades == {
+        n: (['oifname "internet" masquerade'] if n == "nat-gw" else []) for n in nat.nodes
+    }
     # The public site adds no prefixes and the tunnels are those of the plain BGP lab.
-    assert [str(n) for n in nat.tunnels["tunnel1"].provider.ts] == ["169.254.10.1/32",
-                                                                     "10.10.0.0/24"]
+    assert [str(n) for n in nat.tunnels["tunnel1"].provider.ts] == [
+        "169.254.10.1/32",
+        "10.10.0.0/24",
+    ]
 
 
 # --- customer behind NAT ------------------------------------------------------------------
+
 
 def test_endpoint_behind_nat_binds_its_own_address_and_is_seen_as_the_nat(natt: Lab) -> None:
     for t in natt.tunnels.values():
@@ -101,10 +108,14 @@ def test_swanctl_addresses_and_ids_behind_nat(natt: Lab) -> None:
     assert c["local"]["id"] == p["remote"]["id"] == PUBLIC
     assert c["remote"]["id"] == p["local"]["id"] == "198.51.100.11"
     # The PSK's owners are the identities both sides agree on.
-    assert (cgw["secrets"]["ike-tunnel1"]["id-local"],
-            cgw["secrets"]["ike-tunnel1"]["id-remote"]) == (PUBLIC, "198.51.100.11")
-    assert (vgw1["secrets"]["ike-tunnel1"]["id-local"],
-            vgw1["secrets"]["ike-tunnel1"]["id-remote"]) == ("198.51.100.11", PUBLIC)
+    assert (
+        cgw["secrets"]["ike-tunnel1"]["id-local"],
+        cgw["secrets"]["ike-tunnel1"]["id-remote"],
+    ) == (PUBLIC, "198.51.100.11")
+    assert (
+        vgw1["secrets"]["ike-tunnel1"]["id-local"],
+        vgw1["secrets"]["ike-tunnel1"]["id-remote"],
+    ) == ("198.51.100.11", PUBLIC)
 
 
 def test_gateway_behind_nat_default_routes_via_it_and_the_nat_routes_back(natt: Lab) -> None:
@@ -123,12 +134,19 @@ def test_outside_segment_behind_nat_is_not_a_routed_prefix(natt: Lab) -> None:
 def test_explicit_address_and_id(tmp_path: Path) -> None:
     lab = natt_variant(tmp_path, "ids", address="203.0.113.7", id="cgw.acme.example")
     c, p = lab.tunnels["tunnel1"].customer, lab.tunnels["tunnel1"].provider
-    assert (str(c.address), str(c.public_address), c.id) == (PRIVATE, "203.0.113.7",
-                                                              "cgw.acme.example")
+    assert (str(c.address), str(c.public_address), c.id) == (
+        PRIVATE,
+        "203.0.113.7",
+        "cgw.acme.example",
+    )
     vgw1, cgw = swanctl(lab, "vgw1")["connections"]["tunnel1"], swanctl(lab, "cgw")
     assert vgw1["remote_addrs"] == "203.0.113.7"
-    assert vgw1["remote"]["id"] == cgw["connections"]["tunnel1"]["local"]["id"] == \
-        cgw["secrets"]["ike-tunnel1"]["id-local"] == "cgw.acme.example"
+    assert (
+        vgw1["remote"]["id"]
+        == cgw["connections"]["tunnel1"]["local"]["id"]
+        == cgw["secrets"]["ike-tunnel1"]["id-local"]
+        == "cgw.acme.example"
+    )
     assert cgw["connections"]["tunnel1"]["local_addrs"] == PRIVATE
     assert str(p.public_address) == p.id == "198.51.100.11"
     # tunnel2 keeps the derived values.
@@ -137,13 +155,19 @@ def test_explicit_address_and_id(tmp_path: Path) -> None:
 
 def test_address_override_without_nat_keeps_the_local_address(tmp_path: Path) -> None:
     """Without a NAT in the lab, 'address' still only changes what the peer sees."""
-    lab = load_lab(write(tmp_path, "plain", variant(
-        put("tunnels.tunnel1.customer", {"node": "cgw", "address": "203.0.113.9"}))))
+    lab = load_lab(
+        write(
+            tmp_path,
+            "plain",
+            variant(put("tunnels.tunnel1.customer", {"node": "cgw", "address": "203.0.113.9"})),
+        )
+    )
     c = lab.tunnels["tunnel1"].customer
-    assert (str(c.address), str(c.public_address), c.id) == (PUBLIC, "203.0.113.9",
-                                                              "203.0.113.9")
-    assert parse_conf(render(lab, "cgw")["swanctl.conf"])["connections"]["tunnel1"][
-        "local_addrs"] == PUBLIC
+    assert (str(c.address), str(c.public_address), c.id) == (PUBLIC, "203.0.113.9", "203.0.113.9")
+    assert (
+        parse_conf(render(lab, "cgw")["swanctl.conf"])["connections"]["tunnel1"]["local_addrs"]
+        == PUBLIC
+    )
 
 
 def test_ike_id_with_a_space_is_refused(tmp_path: Path) -> None:
@@ -162,34 +186,51 @@ def test_gateway_unreachable_even_through_a_nat_is_refused(tmp_path: Path) -> No
 
 
 def test_state_saved_before_the_split_still_loads() -> None:
-    old = {"node": "cgw", "address": "198.51.100.21", "ts": ["172.16.1.0/24"], "ike": 2,
-           "ike_proposals": ["aes256-sha256-modp2048"], "esp_proposals": ["aes256-sha256"],
-           "ike_lifetime": 1, "child_lifetime": 1, "dpd": {"delay": 1, "timeout": 1,
-                                                           "action": "clear"},
-           "start_action": "start", "close_action": "none", "psk": "k"}
+    old = {
+        "node": "cgw",
+        "address": "198.51.100.21",
+        "ts": ["172.16.1.0/24"],
+        "ike": 2,
+        "ike_proposals": ["aes256-sha256-modp2048"],
+        "esp_proposals": ["aes256-sha256"],
+        "ike_lifetime": 1,
+        "child_lifetime": 1,
+        "dpd": {"delay": 1, "timeout": 1, "action": "clear"},
+        "start_action": "start",
+        "close_action": "none",
+        "psk": "k",
+    }
     ep = Endpoint.model_validate(old)
     assert ep.public_address == IPv4Address("198.51.100.21") and ep.id == "198.51.100.21"
 
 
 # --- diagnosis with a NATed peer --------------------------------------------------------
 
+
 def test_unanswered_provider_behind_nat_peer_is_not_a_wrong_address() -> None:
     """vici's local_addrs of cgw hold its private address; the provider rightly sends to the
     NAT's. That is 'no answer', not 'wrong peer address'."""
-    text = "\n".join(f"2026-11-22T02:56:07 {ln}" for ln in (
-        f"11[IKE] <tunnel1|2> initiating IKE_SA tunnel1[2] to {PUBLIC}",
-        f"11[NET] <tunnel1|2> sending packet: from 198.51.100.11[500] to {PUBLIC}[500]",
-        "14[IKE] <tunnel1|2> retransmit 1 of request with message ID 0"))
-    conns = {"vgw1": {"local_addrs": ["198.51.100.11"], "remote_addrs": [PUBLIC]},
-             "cgw": {"local_addrs": [PRIVATE], "remote_addrs": ["198.51.100.11"]}}
+    text = "\n".join(
+        f"2026-11-22T02:56:07 {ln}"
+        for ln in (
+            f"11[IKE] <tunnel1|2> initiating IKE_SA tunnel1[2] to {PUBLIC}",
+            f"11[NET] <tunnel1|2> sending packet: from 198.51.100.11[500] to {PUBLIC}[500]",
+            "14[IKE] <tunnel1|2> retransmit 1 of request with message ID 0",
+        )
+    )
+    conns = {
+        "vgw1": {"local_addrs": ["198.51.100.11"], "remote_addrs": [PUBLIC]},
+        "cgw": {"local_addrs": [PRIVATE], "remote_addrs": ["198.51.100.11"]},
+    }
 
     def evidence(public: dict) -> TunnelEvidence:
         ev = TunnelEvidence("tunnel1", "vgw1", "cgw", conns=conns, public=public)
-        ev.lines = {"vgw1": tunnel_lines(parse_log("vgw1", text), "tunnel1", conns["vgw1"]),
-                    "cgw": []}
+        ev.lines = {
+            "vgw1": tunnel_lines(parse_log("vgw1", text), "tunnel1", conns["vgw1"]),
+            "cgw": [],
+        }
         return ev
 
-    assert [d.cause for d in diagnose_tunnel(evidence({"cgw": PUBLIC}))] == \
-        ["peer-not-answering"]
+    assert [d.cause for d in diagnose_tunnel(evidence({"cgw": PUBLIC}))] == ["peer-not-answering"]
     (wrong,) = diagnose_tunnel(evidence({}))  # without knowing the NAT it would blame it
     assert wrong.cause == "wrong-peer-address"

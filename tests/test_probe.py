@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from lab.probe import parse
+from lab.ops.probe import parse
 
 
 def output(answered: list[int], sent: int, t0: float = 100.0) -> str:
-    lines = [f"[{t0 + s * 0.02:.6f}] 64 bytes from 10.0.0.1: icmp_seq={s} ttl=62"
-             for s in answered]
+    lines = [f"[{t0 + s * 0.02:.6f}] 64 bytes from 10.0.0.1: icmp_seq={s} ttl=62" for s in answered]
     return "\n".join([*lines, f"{sent} packets transmitted, {len(answered)} received"])
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from topo_util import drop, put, variant, write
 
-from lab.errors import TopologyError
+from lab.core.errors import TopologyError
 from lab.render import render_node
 from lab.render.swanctl import REDACTED
 from lab.topology import load_lab
@@ -20,8 +20,10 @@ from lab.topology.model import Lab
 
 PSK = "Sup3r-s3cret-never-shown"
 NODE_ROOT = Path("/var/lib/vpnlab/render-test")
-LAN2 = (put("segments.lan2", "172.16.2.0/24"),
-        put("sites.acme.nodes.cgw.interfaces.lan2", "172.16.2.1"))
+LAN2 = (
+    put("segments.lan2", "172.16.2.0/24"),
+    put("sites.acme.nodes.cgw.interfaces.lan2", "172.16.2.1"),
+)
 
 
 def _lab(tmp: Path, name: str, *edits) -> Lab:
@@ -36,8 +38,13 @@ def bgp(tmp_path_factory: pytest.TempPathFactory) -> Lab:
 @pytest.fixture(scope="module")
 def static_v1(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     """Static routing, IKEv1, and a second customer LAN so quick mode has to split."""
-    return _lab(tmp_path_factory.mktemp("static"), "static", put("routing", "static"),
-                put("tunnel_defaults.ike", 1), *LAN2)
+    return _lab(
+        tmp_path_factory.mktemp("static"),
+        "static",
+        put("routing", "static"),
+        put("tunnel_defaults.ike", 1),
+        *LAN2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +85,20 @@ def swanctl(lab: Lab, node: str, **kwargs) -> dict:
 def frr_lines(lab: Lab, node: str) -> list[str]:
     """staticd's and bgpd's files, as one list of stripped lines."""
     files = render(lab, node)
-    return [line.strip() for daemon in ("staticd", "bgpd")
-            for line in files[f"{daemon}.conf"].splitlines()]
+    return [
+        line.strip()
+        for daemon in ("staticd", "bgpd")
+        for line in files[f"{daemon}.conf"].splitlines()
+    ]
 
 
 def address_family(lines: list[str]) -> list[str]:
     start = lines.index("address-family ipv4 unicast")
-    return lines[start + 1: lines.index("exit-address-family")]
+    return lines[start + 1 : lines.index("exit-address-family")]
 
 
 # --- swanctl.conf ------------------------------------------------------------------------
+
 
 def test_provider_connection_addresses_and_selectors(bgp: Lab) -> None:
     conns = swanctl(bgp, "vgw1")["connections"]
@@ -113,8 +124,10 @@ def test_provider_connection_addresses_and_selectors(bgp: Lab) -> None:
 def test_customer_gateway_has_both_tunnels(bgp: Lab) -> None:
     conns = swanctl(bgp, "cgw")["connections"]
     assert set(conns) == {"tunnel1", "tunnel2"}
-    for name, peer, inside in (("tunnel1", "198.51.100.11", "169.254.10"),
-                               ("tunnel2", "198.51.100.12", "169.254.11")):
+    for name, peer, inside in (
+        ("tunnel1", "198.51.100.11", "169.254.10"),
+        ("tunnel2", "198.51.100.12", "169.254.11"),
+    ):
         conn = conns[name]
         assert conn["local_addrs"] == "198.51.100.21"
         assert conn["remote_addrs"] == peer
@@ -176,6 +189,7 @@ def test_psk_redacted_unless_revealed(bgp: Lab) -> None:
 
 # --- strongswan.conf ---------------------------------------------------------------------
 
+
 def test_strongswan_conf_userspace(bgp: Lab) -> None:
     charon = parse_conf(render(bgp, "vgw1")["strongswan.conf"])["charon"]
     plugins = charon["load"].split()
@@ -204,6 +218,7 @@ def test_only_nodes_with_tunnels_run_charon(bgp: Lab) -> None:
 
 
 # --- staticd.conf, bgpd.conf ----------------------------------------------------------------
+
 
 def test_provider_gateway_bgp(bgp: Lab) -> None:
     lines = frr_lines(bgp, "vgw1")
@@ -234,8 +249,12 @@ def test_customer_gateway_bgp(bgp: Lab) -> None:
 
 
 def test_default_timers_when_topology_sets_none(tmp_path: Path) -> None:
-    lab = _lab(tmp_path, "timers", drop("tunnels.tunnel1.keepalive"),
-               put("tunnels.tunnel2.keepalive", "5s"))
+    lab = _lab(
+        tmp_path,
+        "timers",
+        drop("tunnels.tunnel1.keepalive"),
+        put("tunnels.tunnel2.keepalive", "5s"),
+    )
     lines = frr_lines(lab, "cgw")
     assert "neighbor 169.254.10.1 timers 10 30" in lines
     assert "neighbor 169.254.11.1 timers 5 15" in lines
@@ -261,7 +280,8 @@ def test_static_vpc_router_learns_tunnel_routes_over_passive_ibgp(static_v1: Lab
 
 
 def test_static_gateways_pass_only_tunnel_routes_with_tunnel_order_preference(
-        static_v1: Lab) -> None:
+    static_v1: Lab,
+) -> None:
     for node, pref in (("vgw1", 200), ("vgw2", 190)):
         lines = frr_lines(static_v1, node)
         assert [line for line in lines if line.startswith("ip prefix-list TUNNEL-ROUTES")] == [
@@ -283,8 +303,12 @@ def test_static_customer_gateway_without_router_runs_no_frr(static_v1: Lab) -> N
 
 # --- hosts -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("host", "via"), [("app", "10.10.0.1"), ("pc", "172.16.1.1")],
-                         ids=["provider-host-via-router", "customer-host-via-gateway"])
+
+@pytest.mark.parametrize(
+    ("host", "via"),
+    [("app", "10.10.0.1"), ("pc", "172.16.1.1")],
+    ids=["provider-host-via-router", "customer-host-via-gateway"],
+)
 def test_hosts_default_route(bgp: Lab, host: str, via: str) -> None:
     node = bgp.nodes[host]
     defaults = [r for r in node.routes if str(r.to) == "0.0.0.0/0"]
@@ -295,6 +319,7 @@ def test_hosts_default_route(bgp: Lab, host: str, via: str) -> None:
 
 # --- the PSK stays secret ----------------------------------------------------------------
 
+
 def test_psk_not_in_repr_or_json(bgp: Lab) -> None:
     assert PSK not in repr(bgp)
     assert PSK not in str(bgp)
@@ -304,14 +329,17 @@ def test_psk_not_in_repr_or_json(bgp: Lab) -> None:
     assert PSK in bgp.model_dump_json(context={"reveal_secrets": True})
 
 
-@pytest.mark.parametrize("edits", [
-    (put("tunnel_defaults.psk", {"env": PSK}),),
-    (put("tunnels.tunnel1.psk", ["not", "a", "string"]),),
-    (put("tunnels.tunnel1.pks", PSK),),
-    (put("tunnels.tunnel1.inside", "169.254.10.0/29"),),
-    (drop("sites.acme.asn"),),
-], ids=["key-as-env-name", "psk-wrong-type", "misspelt-psk-field", "other-error",
-        "resolve-error"])
+@pytest.mark.parametrize(
+    "edits",
+    [
+        (put("tunnel_defaults.psk", {"env": PSK}),),
+        (put("tunnels.tunnel1.psk", ["not", "a", "string"]),),
+        (put("tunnels.tunnel1.pks", PSK),),
+        (put("tunnels.tunnel1.inside", "169.254.10.0/29"),),
+        (drop("sites.acme.asn"),),
+    ],
+    ids=["key-as-env-name", "psk-wrong-type", "misspelt-psk-field", "other-error", "resolve-error"],
+)
 def test_psk_not_in_topology_errors(tmp_path: Path, edits: tuple) -> None:
     with pytest.raises(TopologyError) as info:
         _lab(tmp_path, "leak", *edits)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from lab.errors import ConvergenceTimeout, LabError, WaitTimeout
-from lab.waits import wait_until
+from lab.core.errors import ConvergenceTimeout, LabError, WaitTimeout
+from lab.core.waits import wait_until
 
 
 def test_returns_the_value_that_satisfied_done() -> None:
@@ -39,9 +39,14 @@ def test_timeout_raises_with_last_seen_state() -> None:
 
     start = time.monotonic()
     with pytest.raises(WaitTimeout) as info:
-        wait_until(probe, lambda s: s["state"] == "ESTABLISHED", timeout=0.2, interval=0.01,
-                   what="tunnel1 ESTABLISHED",
-                   explain=lambda s: f"tunnel1 is {s['state']} (attempt {s['attempt']})")
+        wait_until(
+            probe,
+            lambda s: s["state"] == "ESTABLISHED",
+            timeout=0.2,
+            interval=0.01,
+            what="tunnel1 ESTABLISHED",
+            explain=lambda s: f"tunnel1 is {s['state']} (attempt {s['attempt']})",
+        )
     elapsed = time.monotonic() - start
 
     assert 0.2 <= elapsed < 1.0

@@ -9,14 +9,27 @@ from contextlib import contextmanager
 
 import vici
 
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.waits import wait_until
+from lab.daemons.logs import tail
 from lab.runtime.base import Runtime
-from lab.waits import wait_until
 
 CHARON = "/usr/lib/ipsec/charon"
-FAILURE_WORDS = ("fail", "mismatch", "no proposal", "unacceptable", "no matching", "giving up",
-                 "unable", "error", "invalid", "not found", "no shared key", "no peer config",
-                 "retransmit")
+FAILURE_WORDS = (
+    "fail",
+    "mismatch",
+    "no proposal",
+    "unacceptable",
+    "no matching",
+    "giving up",
+    "unable",
+    "error",
+    "invalid",
+    "not found",
+    "no shared key",
+    "no peer config",
+    "retransmit",
+)
 
 
 def decode(value):
@@ -38,14 +51,22 @@ class Charon:
         self.log = self.dir / "charon.log"
 
     def start(self) -> None:
-        self.runtime.spawn(self.node, [CHARON], env={"STRONGSWAN_CONF": str(self.dir /
-                                                                              "strongswan.conf")},
-                           log=self.dir / "charon.stdout", private_run=True)
+        self.runtime.spawn(
+            self.node,
+            [CHARON],
+            env={"STRONGSWAN_CONF": str(self.dir / "strongswan.conf")},
+            log=self.dir / "charon.stdout",
+        )
 
     def wait_ready(self, timeout: float = 10) -> None:
-        wait_until(self._answers, bool, timeout=timeout, interval=0.02,
-                   what=f"charon's vici socket on {self.node}",
-                   explain=lambda _: self.log_tail())
+        wait_until(
+            self._answers,
+            bool,
+            timeout=timeout,
+            interval=0.02,
+            what=f"charon's vici socket on {self.node}",
+            explain=lambda _: self.log_tail(),
+        )
 
     def _answers(self) -> bool:
         # Docker's port proxy accepts at once and hangs up while charon is not listening
@@ -76,14 +97,20 @@ class Charon:
     def load(self, connections: dict[str, dict], secrets: dict[str, dict]) -> None:
         with self.session() as s:
             for secret in secrets.values():
-                s.load_shared({"type": "IKE", "data": secret["secret"],
-                               "owners": [secret["id-local"], secret["id-remote"]]})
+                s.load_shared(
+                    {
+                        "type": "IKE",
+                        "data": secret["secret"],
+                        "owners": [secret["id-local"], secret["id-remote"]],
+                    }
+                )
             for name, conn in connections.items():
                 try:
                     s.load_conn({name: conn})
                 except vici.exception.CommandException as exc:
-                    raise LabError(f"{self.node}: charon refused connection {name}: {exc}") \
-                        from None
+                    raise LabError(
+                        f"{self.node}: charon refused connection {name}: {exc}"
+                    ) from None
 
     def list_sas(self) -> list[dict]:
         """IKE SAs as ``[{name: {...}}]``; an empty list if charon does not answer."""
@@ -98,8 +125,9 @@ class Charon:
         out: dict[str, dict] = {}
         for entry in self.list_sas():
             for name, sa in entry.items():
-                if name not in out or int(sa.get("uniqueid", 0)) > int(out[name].get("uniqueid",
-                                                                                     0)):
+                if name not in out or int(sa.get("uniqueid", 0)) > int(
+                    out[name].get("uniqueid", 0)
+                ):
                     out[name] = sa
         return out
 
@@ -140,9 +168,15 @@ class Charon:
         args = {"ike": ike} if ike else {"child": child}
         return self._control("terminate", {**args, "timeout": -1})
 
-    def rekey(self, ike: str | None = None, child: str | None = None, *,
-              ike_id: int | None = None, child_id: int | None = None,
-              reauth: bool = False) -> int:
+    def rekey(
+        self,
+        ike: str | None = None,
+        child: str | None = None,
+        *,
+        ike_id: int | None = None,
+        child_id: int | None = None,
+        reauth: bool = False,
+    ) -> int:
         """Have charon rekey IKE_SAs or CHILD_SAs; returns how many SAs matched.
 
         The selectors are vici's own, with its matching rules (strongSwan 5.9.8,
@@ -157,8 +191,11 @@ class Charon:
         job per matching SA and answers at once with ``matches``. Whether a rekey completes
         is seen afterwards, from ``ike-rekey``/``child-rekey`` events or new SPIs in list-sas.
         """
-        args = {k: str(v) for k, v in (("ike", ike), ("child", child), ("ike-id", ike_id),
-                                       ("child-id", child_id)) if v is not None}
+        args = {
+            k: str(v)
+            for k, v in (("ike", ike), ("child", child), ("ike-id", ike_id), ("child-id", child_id))
+            if v is not None
+        }
         if not args:
             raise LabError("rekey needs a selector: ike, child, ike_id or child_id")
         if reauth:
@@ -179,8 +216,9 @@ class Charon:
                 for msg in getattr(s, command)(args):
                     lines.append(decode(msg).get("msg", ""))
             except vici.exception.CommandException as exc:
-                raise LabError(f"{self.node}: {command} {args} failed: {exc}; "
-                               f"log: {lines[-5:]}") from None
+                raise LabError(
+                    f"{self.node}: {command} {args} failed: {exc}; log: {lines[-5:]}"
+                ) from None
         return lines
 
     def log_text(self) -> str:
@@ -196,12 +234,3 @@ class Charon:
             return f"(charon logged nothing for {tunnel}: no IKE packet exchanged)"
         failures = [line for line in said if any(w in line.lower() for w in FAILURE_WORDS)]
         return "\n".join((failures or said)[-lines:])
-
-
-def tail(log: str, lines: int, grep: str | None = None) -> str:
-    text = log.splitlines()
-    if not text:
-        return "(no log yet)"
-    if grep:
-        text = [line for line in text if grep in line]
-    return "\n".join(text[-lines:])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 from functools import cached_property
 
-from lab.daemons.charon import tail
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.waits import wait_until
+from lab.daemons.logs import tail
 from lab.runtime.base import Runtime
-from lab.waits import wait_until
 
 FRR_BIN = "/usr/lib/frr"
 DAEMONS = ("zebra", "staticd", "bgpd")
@@ -36,16 +35,29 @@ class Frr:
             conf = ["-f", f"{d}/{daemon}.conf"]
         else:
             conf = [] if mgmtd else ["-f", "/dev/null"]
-        return [f"{FRR_BIN}/{daemon}", "-d", *conf, "-i", f"{d}/{daemon}.pid",
-                "-z", f"{d}/zserv.api", "--vty_socket", str(d), "--log", f"file:{d}/{daemon}.log"]
+        return [
+            f"{FRR_BIN}/{daemon}",
+            "-d",
+            *conf,
+            "-i",
+            f"{d}/{daemon}.pid",
+            "-z",
+            f"{d}/zserv.api",
+            "--vty_socket",
+            str(d),
+            "--log",
+            f"file:{d}/{daemon}.log",
+        ]
 
     def _static_routes(self) -> str:
         """The shell command that gives mgmtd (FRR 10) staticd's routes, if there are any.
         It runs before bgpd is up: vtysh marks a config load, and bgpd holds its sessions
         back for a second after one."""
         conf = f"{self.dir}/staticd.conf"
-        return (f"if grep -q '^ip route' {conf}; then "
-                f"{shlex.join(['vtysh', '--vty_socket', str(self.dir), '-f', conf])}; fi")
+        return (
+            f"if grep -q '^ip route' {conf}; then "
+            f"{shlex.join(['vtysh', '--vty_socket', str(self.dir), '-f', conf])}; fi"
+        )
 
     def start(self) -> None:
         """Start every daemon with its configuration in one command (on Docker every
@@ -53,34 +65,43 @@ class Frr:
         finds the one before it listening; mgmtd (FRR 10) comes first."""
         d, bin_ = self.dir, FRR_BIN
         files = [str(self.runtime.node_dir(self.node) / f"{n}.conf") for n in ("staticd", "bgpd")]
-        modern = [*(shlex.join(self._argv(n, True)) for n in ("mgmtd", "zebra", "staticd")),
-                  self._static_routes(), shlex.join(self._argv("bgpd", True)), "echo mgmtd"]
+        modern = [
+            *(shlex.join(self._argv(n, True)) for n in ("mgmtd", "zebra", "staticd")),
+            self._static_routes(),
+            shlex.join(self._argv("bgpd", True)),
+            "echo mgmtd",
+        ]
         classic = [shlex.join(self._argv(n, False)) for n in DAEMONS]
-        script = "\n".join([
-            "set -e",
-            shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(d)]),
-            shlex.join(["install", "-m", "600", "-o", "frr", "-g", "frr", *files, str(d)]),
-            # A daemon skips the lines of its file it rejects and goes on without them, and
-            # reads the file only after -d has returned: a dry run (-C) names them first.
-            f"rejected=$({{ {bin_}/bgpd -C -f {d}/bgpd.conf --log stdout; "
-            f"[ -x {bin_}/mgmtd ] || {bin_}/staticd -C -f {d}/staticd.conf --log stdout; }} "
-            "2>&1 | grep 'on config line' || true)",
-            'if [ -n "$rejected" ]; then echo "$rejected" | sed "s/^/rejected: /"; exit 3; fi',
-            f"if [ -x {bin_}/mgmtd ]; then",
-            *modern,
-            "else",
-            *classic,
-            "fi",
-            self._missing_command(("mgmtd", *DAEMONS)),
-        ])
+        script = "\n".join(
+            [
+                "set -e",
+                shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(d)]),
+                shlex.join(["install", "-m", "600", "-o", "frr", "-g", "frr", *files, str(d)]),
+                # A daemon skips the lines of its file it rejects and goes on without them, and
+                # reads the file only after -d has returned: a dry run (-C) names them first.
+                f"rejected=$({{ {bin_}/bgpd -C -f {d}/bgpd.conf --log stdout; "
+                f"[ -x {bin_}/mgmtd ] || {bin_}/staticd -C -f {d}/staticd.conf --log stdout; }} "
+                "2>&1 | grep 'on config line' || true)",
+                'if [ -n "$rejected" ]; then echo "$rejected" | sed "s/^/rejected: /"; exit 3; fi',
+                f"if [ -x {bin_}/mgmtd ]; then",
+                *modern,
+                "else",
+                *classic,
+                "fi",
+                self._missing_command(("mgmtd", *DAEMONS)),
+            ]
+        )
         proc = self.runtime.run(self.node, ["sh", "-c", script], check=False)
         rejected = [line for line in proc.stdout.splitlines() if line.startswith("rejected: ")]
         if rejected:
-            raise LabError(f"{self.node}: FRR rejected its configuration:\n" +
-                           "\n".join(rejected[:10]))
+            raise LabError(
+                f"{self.node}: FRR rejected its configuration:\n" + "\n".join(rejected[:10])
+            )
         if proc.returncode != 0:
-            raise LabError(f"{self.node}: starting FRR failed ({proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()[:800]}")
+            raise LabError(
+                f"{self.node}: starting FRR failed ({proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()[:800]}"
+            )
         said = proc.stdout.split()
         self.__dict__["daemons"] = ("mgmtd", *DAEMONS) if "mgmtd" in said else DAEMONS
         if {f"{d}/{n}.vty" for n in self.daemons} & set(said):
@@ -97,13 +118,18 @@ class Frr:
         self.wait_ready(daemons=(daemon,))
 
     def wait_ready(self, timeout: float = 10, daemons: tuple[str, ...] | None = None) -> None:
-        wait_until(lambda: self._missing_sockets(daemons or self.daemons),
-                   lambda missing: not missing,
-                   timeout=timeout, interval=0.02, what=f"FRR vty sockets on {self.node}")
+        wait_until(
+            lambda: self._missing_sockets(daemons or self.daemons),
+            lambda missing: not missing,
+            timeout=timeout,
+            interval=0.02,
+            what=f"FRR vty sockets on {self.node}",
+        )
 
     def vtysh(self, args: list[str], check: bool = True):
-        return self.runtime.run(self.node, ["vtysh", "--vty_socket", str(self.dir), *args],
-                                check=check)
+        return self.runtime.run(
+            self.node, ["vtysh", "--vty_socket", str(self.dir), *args], check=check
+        )
 
     def show(self, command: str, daemon: str | None = None) -> dict:
         """``show ... json`` as a dict; {} if FRR does not answer.
@@ -127,12 +153,11 @@ class Frr:
         The protocol (FRR lib/vty.c, vtysh_read): the command NUL-terminated; the answer is
         the output followed by three NULs and the command's status byte (0: success).
         """
-        path = self.runtime.local_path(self.node, self.dir / f"{daemon}.vty")
-        if path is None:
-            raise FileNotFoundError("the vty socket is inside a container: use vtysh")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock = self.runtime.unix_socket(self.node, self.dir / f"{daemon}.vty")
+        if sock is None:
+            raise FileNotFoundError("the vty socket is out of reach (in a container): use vtysh")
+        with sock:
             sock.settimeout(timeout)
-            sock.connect(str(path))
             sock.sendall(command.encode() + b"\0")
             out = bytearray()
             while len(out) < 4 or out[-4:-1] != b"\0\0\0":
@@ -149,8 +174,9 @@ class Frr:
         return self.show("show ip route", daemon="zebra")
 
     def _missing_sockets(self, daemons: tuple[str, ...]) -> list[str]:
-        proc = self.runtime.run(self.node, ["sh", "-c", self._missing_command(daemons)],
-                                check=False)
+        proc = self.runtime.run(
+            self.node, ["sh", "-c", self._missing_command(daemons)], check=False
+        )
         return proc.stdout.split()
 
     def _missing_command(self, daemons: tuple[str, ...]) -> str:

@@ -5,39 +5,20 @@ Building the dict once keeps what charon runs and what the engineer reads identi
 
 from __future__ import annotations
 
-from itertools import product
-
-from lab.topology.model import Endpoint, Lab, Tunnel
+from lab.topology.model import Lab, Tunnel
 
 REDACTED = "<redacted: use --reveal-secrets>"
-
-
-def _child_ts(local: Endpoint, remote: Endpoint) -> list[tuple[list[str], list[str]]]:
-    """Traffic-selector pairs, one per CHILD_SA.
-
-    IKEv2 negotiates lists; IKEv1 (quick mode) one subnet pair per CHILD_SA, so the inside
-    /32s get a CHILD_SA of their own and each routed prefix pair another.
-    """
-    lts, rts = [str(n) for n in local.ts], [str(n) for n in remote.ts]
-    if local.ike == 2:
-        return [(lts, rts)]
-    pairs = []
-    if local.inside and remote.inside:
-        pairs.append(([lts.pop(0)], [rts.pop(0)]))
-    pairs += [([a], [b]) for a, b in product(lts, rts)]
-    return pairs
 
 
 def connection(tunnel: Tunnel, node: str) -> dict:
     local, remote = tunnel.side(node)
     children = {}
-    pairs = _child_ts(local, remote)
-    for i, (lts, rts) in enumerate(pairs):
-        name = tunnel.name if len(pairs) == 1 else f"{tunnel.name}-{i + 1}"
+    for child in tunnel.child_sas(node):
+        name = child.name
         children[name] = {
             "mode": "tunnel",
-            "local_ts": lts,
-            "remote_ts": rts,
+            "local_ts": [str(n) for n in child.local_ts],
+            "remote_ts": [str(n) for n in child.remote_ts],
             "esp_proposals": local.esp_proposals,
             "rekey_time": f"{local.child_lifetime}s",
             "dpd_action": local.dpd.action,

@@ -1,14 +1,17 @@
-"""Node runtimes, by name: network namespaces or Docker containers."""
+"""Node runtimes, by name: network namespaces or Docker containers.
+
+Each runtime module imports its own system library (pyroute2, the Docker SDK) when it is
+made, so that choosing one costs nothing for the other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Network
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.runtime.base import Runtime
-
-KINDS = ("netns", "docker")
+from lab.topology.choices import AUTO, RUNTIMES
 
 
 def make(kind: str, lab: str, address_plan: Sequence[IPv4Network] = ()) -> Runtime:
@@ -18,20 +21,20 @@ def make(kind: str, lab: str, address_plan: Sequence[IPv4Network] = ()) -> Runti
 
         return NetnsRuntime(lab)
     if kind == "docker":
-        from lab.runtime.docker import DockerRuntime
+        from lab.runtime.docker.runtime import DockerRuntime
 
         return DockerRuntime(lab, address_plan)
-    raise LabError(f"unknown runtime {kind!r}; choose one of {', '.join(KINDS)} or auto")
+    raise LabError(f"unknown runtime {kind!r}; choose one of {', '.join(RUNTIMES)} or {AUTO}")
 
 
 def choose(requested: str) -> tuple[str, str]:
     """(runtime, why): ``auto`` takes Docker when an engine answers, else namespaces."""
-    if requested in KINDS:
+    if requested in RUNTIMES:
         return requested, "asked for"
-    if requested != "auto":
-        raise LabError(f"unknown runtime {requested!r}; choose auto, {', '.join(KINDS)}")
-    from lab import images
+    if requested != AUTO:
+        raise LabError(f"unknown runtime {requested!r}; choose {AUTO}, {', '.join(RUNTIMES)}")
+    from lab.runtime.docker.engine import daemon_available
 
-    if images.daemon_available():
+    if daemon_available():
         return "docker", "auto: a Docker engine answers"
     return "netns", "auto: no Docker engine answers, using network namespaces"

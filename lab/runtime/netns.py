@@ -12,30 +12,20 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Sequence
 from ipaddress import IPv4Network
 from pathlib import Path, PurePosixPath
 
 from pyroute2 import NetNS, netns
 
-from lab import state
-from lab.errors import LabError
-from lab.runtime.base import Link
+from lab.core.errors import CommandTimeout, LabError
+from lab.core.paths import lab_dir
+from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
+from lab.topology.choices import HOST_RELEASE
 
 PREFIX = "vpnlab."
 FABRIC = "_fabric"
-NODE_SYSCTLS = {
-    "net.ipv6.conf.all.disable_ipv6": "1",
-    "net.ipv6.conf.default.disable_ipv6": "1",
-    "net.ipv4.conf.all.rp_filter": "0",
-    "net.ipv4.conf.default.rp_filter": "0",
-    # No ICMP redirects: a host told "go via vgw1 directly" keeps using vgw1 after the
-    # router has failed over, as no VPC route table would let it.
-    "net.ipv4.conf.all.send_redirects": "0",
-    "net.ipv4.conf.default.send_redirects": "0",
-    "net.ipv4.conf.all.accept_redirects": "0",
-    "net.ipv4.conf.default.accept_redirects": "0",
-}
 
 
 def namespace(lab: str, node: str) -> str:
@@ -58,29 +48,37 @@ class NetnsRuntime:
         self._ports = 0
 
     # nodes and wiring -------------------------------------------------------------------
-    def create_node(self, node: str, release: str = "",
-                    sysctls: dict[str, str] | None = None) -> None:
-        if release not in ("", "bookworm"):
-            raise LabError(f"{node}: release {release} needs the Docker runtime (network "
-                           "namespaces run this machine's own strongSwan and FRR)")
+    def create_node(
+        self, node: str, release: str = HOST_RELEASE, sysctls: dict[str, str] | None = None
+    ) -> None:
+        if release != HOST_RELEASE:
+            raise LabError(
+                f"{node}: release {release} needs the Docker runtime (network "
+                f"namespaces run this machine's own strongSwan and FRR, "
+                f"{HOST_RELEASE})"
+            )
         name = namespace(self.lab, node)
         if name in netns.listnetns():
-            raise LabError(f"namespace {name} already exists: is lab {self.lab!r} already up? "
-                           f"(vpnlab down {self.lab})")
+            raise LabError(
+                f"namespace {name} already exists: is lab {self.lab!r} already up? "
+                f"(vpnlab down {self.lab})"
+            )
         netns.create(name)
         with NetNS(name) as ns:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         self._sysctl(node, {**NODE_SYSCTLS, **(sysctls or {})})
         Path(self.node_dir(node)).mkdir(parents=True, exist_ok=True)
 
-    def create_segment(self, segment: str, subnet: IPv4Network | None = None,
-                       taken: set | None = None) -> None:
+    def create_segment(self, segment: str, subnet: IPv4Network, size: int) -> None:
+        check_segment(segment, size)
         if self.fabric not in netns.listnetns():
             netns.create(self.fabric)
         self._segments.append(segment)
         with NetNS(self.fabric) as ns:
             ns.link("add", ifname=self._bridge(segment), kind="bridge")
-            ns.link("set", index=ns.link_lookup(ifname=self._bridge(segment))[0], state="up")
+            idx = ns.link_lookup(ifname=self._bridge(segment))[0]
+            # The bridge's name is brN (15 characters at most): its alias says what it is.
+            ns.link("set", index=idx, ifalias=f"{segment} {subnet}", state="up")
 
     def _bridge(self, segment: str) -> str:
         return f"br{self._segments.index(segment)}"
@@ -90,16 +88,25 @@ class NetnsRuntime:
             self._ports += 1
             port = f"p{self._ports}"
             with NetNS(self.fabric) as fab:
-                fab.link("add", ifname=port, kind="veth",
-                         peer={"ifname": link.ifname, "net_ns_fd": namespace(self.lab, node)})
+                fab.link(
+                    "add",
+                    ifname=port,
+                    kind="veth",
+                    peer={"ifname": link.ifname, "net_ns_fd": namespace(self.lab, node)},
+                )
                 idx = fab.link_lookup(ifname=port)[0]
-                fab.link("set", index=idx,
-                         master=fab.link_lookup(ifname=self._bridge(link.segment))[0])
+                fab.link(
+                    "set", index=idx, master=fab.link_lookup(ifname=self._bridge(link.segment))[0]
+                )
                 fab.link("set", index=idx, state="up")
             with NetNS(namespace(self.lab, node)) as ns:
                 idx = ns.link_lookup(ifname=link.ifname)[0]
-                ns.addr("add", index=idx, address=str(link.address.ip),
-                        prefixlen=link.address.network.prefixlen)
+                ns.addr(
+                    "add",
+                    index=idx,
+                    address=str(link.address.ip),
+                    prefixlen=link.address.network.prefixlen,
+                )
                 ns.link("set", index=idx, state="up")
 
     def _sysctl(self, node: str, values: dict[str, str]) -> None:
@@ -109,37 +116,51 @@ class NetnsRuntime:
     def _argv(self, node: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", namespace(self.lab, node), *argv]
 
-    def run(self, node: str, argv: list[str], *, check: bool = True, input: str | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self._argv(node, argv), input=input, capture_output=True,
-                              text=True, timeout=timeout)
+    def run(
+        self,
+        node: str,
+        argv: list[str],
+        *,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 30,
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            proc = subprocess.run(
+                self._argv(node, argv), input=input, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(node, argv, timeout) from None
         if check and proc.returncode != 0:
-            raise LabError(f"{node}: {' '.join(argv)} exited {proc.returncode}: "
-                           f"{(proc.stderr or proc.stdout).strip()[:500]}")
+            raise LabError(
+                f"{node}: {' '.join(argv)} exited {proc.returncode}: "
+                f"{(proc.stderr or proc.stdout).strip()[:500]}"
+            )
         return proc
 
-    def background(self, node: str, argv: list[str]) -> subprocess.Popen[str]:
+    def background(self, node: str, argv: list[str]) -> NetnsProcess:
         """A command running in the node while we go on; its output is ours to read."""
-        return subprocess.Popen(self._argv(node, argv), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        return NetnsProcess(node, argv, self._argv(node, argv))
 
-    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: PurePosixPath,
-              private_run: bool = False) -> None:
+    def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: PurePosixPath) -> None:
         """Start a daemon in the node, detached from us; it outlives this process."""
-        if private_run:
-            # charon's pid file path is compiled in: give it a /run of its own.
-            argv = ["unshare", "-m", "sh", "-c",
-                    'mount -t tmpfs tmpfs /run && exec "$0" "$@"', *argv]
+        # A /run of its own, as a container has: charon's pid file path is compiled in.
+        argv = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /run && exec "$0" "$@"', *argv]
         # setsid -f forks: the daemon is re-parented to init at once, so a long-lived
         # harness never collects zombies when daemons are killed.
         with open(log, "ab") as out:
-            subprocess.run(["setsid", "-f", *self._argv(node, argv)], env={**os.environ, **env},
-                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                           check=True)
+            subprocess.run(
+                ["setsid", "-f", *self._argv(node, argv)],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=True,
+            )
 
     # files: a node's files live on the host, so the namespaces share them with us -------
     def node_dir(self, node: str) -> PurePosixPath:
-        return PurePosixPath(state.lab_dir(self.lab) / node)
+        return PurePosixPath(lab_dir(self.lab) / node)
 
     def write_files(self, node: str, directory: PurePosixPath, files: dict[str, str]) -> None:
         for name, text in files.items():
@@ -151,8 +172,8 @@ class NetnsRuntime:
         except FileNotFoundError:
             return None
 
-    def local_path(self, node: str, path: PurePosixPath) -> Path | None:
-        return Path(path)
+    def unix_socket(self, node: str, path: PurePosixPath) -> socket.socket:
+        return _connect_unix(str(path))
 
     def processes(self, node: str) -> dict[int, str]:
         out = {}
@@ -170,18 +191,59 @@ class NetnsRuntime:
         return f"unix://{self.node_dir(node)}/charon.vici"
 
     def vici_socket(self, node: str) -> socket.socket:
-        path = f"{self.node_dir(node)}/charon.vici"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10)
-        try:
-            sock.connect(path)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return _connect_unix(f"{self.node_dir(node)}/charon.vici")
 
     def destroy(self) -> None:
         destroy_namespaces(lab_namespaces(self.lab))
+
+
+def _connect_unix(path: str, timeout: float = 10) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class NetnsProcess:
+    """A command in a namespace, its output gathered as it comes."""
+
+    def __init__(self, node: str, argv: list[str], command: list[str]) -> None:
+        self.node, self.argv = node, argv
+        self._proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        while chunk := self._proc.stdout.read1(65536):
+            self._chunks.append(chunk)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(5)  # the pipe drains once the command has ended
+        return self._proc.returncode
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(sig)
+
+    def output(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
 
 
 def namespace_pids(name: str) -> list[int]:

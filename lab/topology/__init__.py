@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from lab.errors import TopologyError
+from lab.core.errors import TopologyError
 from lab.topology.model import Lab
 from lab.topology.resolve import resolve
 from lab.topology.schema import LAB_NAME, PATTERN_RULES, Topology
@@ -17,8 +17,9 @@ from lab.topology.schema import LAB_NAME, PATTERN_RULES, Topology
 __all__ = ["Lab", "Topology", "json_schema", "load_lab", "parse_topology"]
 
 
-def _check_unique_keys(node: yaml.Node, path: tuple[str, ...] = (),
-                       seen_nodes: set[int] | None = None) -> None:
+def _check_unique_keys(
+    node: yaml.Node, path: tuple[str, ...] = (), seen_nodes: set[int] | None = None
+) -> None:
     """Refuse a key given twice in one mapping (YAML would silently keep the last).
 
     Works on the composed node tree, before construction, so the error can name the
@@ -34,8 +35,10 @@ def _check_unique_keys(node: yaml.Node, path: tuple[str, ...] = (),
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
             line = key_node.start_mark.line + 1
             if key is not None and key in first:
-                raise TopologyError(".".join((*path, key)), f"duplicate key {key!r} "
-                                    f"(line {line}; first given on line {first[key]})")
+                raise TopologyError(
+                    ".".join((*path, key)),
+                    f"duplicate key {key!r} (line {line}; first given on line {first[key]})",
+                )
             if key is not None:
                 first[key] = line
             _check_unique_keys(value_node, (*path, key or "?"), seen_nodes)
@@ -69,12 +72,16 @@ def parse_topology(text: str, file: str = "<topology>") -> Topology:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        why = "; ".join(str(part) for part in (getattr(exc, "context", None),
-                                               getattr(exc, "problem", None)) if part)
+        why = "; ".join(
+            str(part)
+            for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
+            if part
+        )
         raise TopologyError(where, f"not valid YAML: {why or exc}", file) from None
     if not isinstance(data, dict):
-        raise TopologyError("(top level)", "a topology is a YAML mapping (name:, segments:, "
-                            "sites:, tunnels:)", file)
+        raise TopologyError(
+            "(top level)", "a topology is a YAML mapping (name:, segments:, sites:, tunnels:)", file
+        )
     try:
         return Topology.model_validate(data)
     except ValidationError as exc:

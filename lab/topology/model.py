@@ -7,9 +7,12 @@ This is what gets rendered and deployed, and what is saved as the lab's state, s
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
+from itertools import product
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer, model_validator
+
+from lab.topology.choices import AUTO, DEFAULT_RELEASE
 
 
 class Model(BaseModel):
@@ -54,7 +57,7 @@ class Node(Model):
     site: str
     site_kind: Literal["provider", "customer"]
     role: str
-    release: str = "bookworm"
+    release: str = DEFAULT_RELEASE
     interfaces: list[Interface]
     routes: list[StaticRoute] = []
     forwarding: bool = False
@@ -111,6 +114,12 @@ class Endpoint(Model):
         return v.get_secret_value() if (info.context or {}).get("reveal_secrets") else str(v)
 
 
+class ChildSa(Model):
+    name: str
+    local_ts: list[IPv4Network]
+    remote_ts: list[IPv4Network]
+
+
 class Tunnel(Model):
     name: str
     routing: Literal["static", "bgp"]
@@ -125,6 +134,29 @@ class Tunnel(Model):
             return self.provider, self.customer
         return self.customer, self.provider
 
+    def child_sas(self, node: str) -> list[ChildSa]:
+        """The tunnel's CHILD_SAs as ``node`` configures them, one per selector pair.
+
+        IKEv2 negotiates selector lists: one CHILD_SA. IKEv1 (Quick Mode) one subnet pair per
+        CHILD_SA, so the inside /32s get a CHILD_SA of their own and each routed prefix pair
+        another, named ``<tunnel>-1``, ``-2``...
+        """
+        local, remote = self.side(node)
+        lts, rts = list(local.ts), list(remote.ts)
+        if local.ike == 2:
+            pairs = [(lts, rts)]
+        else:
+            pairs = []
+            if local.inside and remote.inside:
+                pairs.append(([lts.pop(0)], [rts.pop(0)]))
+            pairs += [([a], [b]) for a, b in product(lts, rts)]
+        if len(pairs) == 1:
+            return [ChildSa(name=self.name, local_ts=pairs[0][0], remote_ts=pairs[0][1])]
+        return [
+            ChildSa(name=f"{self.name}-{i}", local_ts=a, remote_ts=b)
+            for i, (a, b) in enumerate(pairs, start=1)
+        ]
+
 
 class Retransmit(Model):
     timeout: float = 2.0
@@ -133,15 +165,15 @@ class Retransmit(Model):
 
     def give_up_after(self) -> float:
         """Seconds from the first transmission until charon gives up on a request."""
-        return sum(self.timeout * self.base ** n for n in range(self.tries + 1))
+        return sum(self.timeout * self.base**n for n in range(self.tries + 1))
 
 
 class Lab(Model):
     name: str
     source: str
     profile: str
-    runtime: str = "auto"
-    dataplane: str = "auto"  # asked for: auto, userspace or kernel
+    runtime: str = AUTO
+    dataplane: str = AUTO  # asked for: auto, userspace or kernel
     retransmit: Retransmit = Retransmit()
     segments: dict[str, IPv4Network]
     nodes: dict[str, Node]

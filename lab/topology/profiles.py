@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lab.errors import TopologyError
+from lab.core.errors import TopologyError
 from lab.topology.model import Lab
 
 Rule = Callable[[Lab], None]
@@ -27,8 +27,9 @@ def profile(name: str) -> Callable[[Rule], Rule]:
 
 def check_profile(lab: Lab, field: str) -> None:
     if lab.profile not in PROFILES:
-        raise TopologyError(field, f"unknown provider profile {lab.profile!r}; "
-                            f"known: {', '.join(sorted(PROFILES))}")
+        raise TopologyError(
+            field, f"unknown provider profile {lab.profile!r}; known: {', '.join(sorted(PROFILES))}"
+        )
     for rule in PROFILES[lab.profile]:
         rule(lab)
 
@@ -45,9 +46,11 @@ def _tray_two_tunnels(lab: Lab) -> None:
     for t in lab.tunnels.values():
         per_gateway[t.customer.node] = per_gateway.get(t.customer.node, 0) + 1
         if per_gateway[t.customer.node] > 2:
-            raise TopologyError(f"tunnels.{t.name}",
-                                f"tray profile: at most 2 tunnels per customer gateway "
-                                f"({t.customer.node} has more)")
+            raise TopologyError(
+                f"tunnels.{t.name}",
+                f"tray profile: at most 2 tunnels per customer gateway "
+                f"({t.customer.node} has more)",
+            )
 
 
 @profile("thredd")
@@ -58,8 +61,10 @@ def _thredd_subnets(lab: Lab) -> None:
             if t.customer.inside and net == t.customer.inside.network:
                 continue
             if net.prefixlen < 22 and net.prefixlen != 32:
-                raise TopologyError(f"tunnels.{t.name}.customer.subnets",
-                                    f"thredd profile: customer subnet {net} is larger than /22")
+                raise TopologyError(
+                    f"tunnels.{t.name}.customer.subnets",
+                    f"thredd profile: customer subnet {net} is larger than /22",
+                )
 
 
 @profile("thredd")
@@ -67,6 +72,8 @@ def _thredd_static(lab: Lab) -> None:
     """Thredd supports static routing; BGP only by special arrangement."""
     for t in lab.tunnels.values():
         if t.routing != "static":
-            raise TopologyError(f"tunnels.{t.name}.routing",
-                                "thredd profile: VPNs are statically routed "
-                                "(use the generic profile to model a BGP exception)")
+            raise TopologyError(
+                f"tunnels.{t.name}.routing",
+                "thredd profile: VPNs are statically routed "
+                "(use the generic profile to model a BGP exception)",
+            )

@@ -7,18 +7,39 @@ Checking keywords here turns a typo into a validation error instead of a silent
 
 from __future__ import annotations
 
+import re
+
 ENCRYPTION = {
-    "aes128", "aes192", "aes256", "3des",
-    "aes128gcm8", "aes128gcm12", "aes128gcm16", "aes192gcm16",
-    "aes256gcm8", "aes256gcm12", "aes256gcm16",
-    "aes128gcm", "aes256gcm",
+    "aes128",
+    "aes192",
+    "aes256",
+    "3des",
+    "aes128gcm8",
+    "aes128gcm12",
+    "aes128gcm16",
+    "aes192gcm16",
+    "aes256gcm8",
+    "aes256gcm12",
+    "aes256gcm16",
+    "aes128gcm",
+    "aes256gcm",
 }
 AEAD = {e for e in ENCRYPTION if "gcm" in e}
 INTEGRITY = {"md5", "sha1", "sha256", "sha384", "sha512", "aesxcbc"}
 PRF = {"prfsha1", "prfsha256", "prfsha384", "prfsha512", "prfmd5"}
 DH = {
-    "modp1024", "modp1536", "modp2048", "modp3072", "modp4096", "modp6144", "modp8192",
-    "ecp256", "ecp384", "ecp521", "curve25519", "x25519",
+    "modp1024",
+    "modp1536",
+    "modp2048",
+    "modp3072",
+    "modp4096",
+    "modp6144",
+    "modp8192",
+    "ecp256",
+    "ecp384",
+    "ecp521",
+    "curve25519",
+    "x25519",
 }
 ESN = {"esn", "noesn"}
 
@@ -42,8 +63,15 @@ def check_proposal(proposal: str, *, esp: bool) -> str | None:
     return None
 
 
-_VICI_INTEG = {"HMAC_SHA1_96": "sha1", "HMAC_SHA2_256_128": "sha256", "HMAC_SHA2_384_192": "sha384",
-               "HMAC_SHA2_512_256": "sha512", "HMAC_MD5_96": "md5", "AES_XCBC_96": "aesxcbc"}
+# strongSwan's names for integrity algorithms (vici and charon's log) -> proposal keywords.
+INTEGRITY_NAMES = {
+    "HMAC_SHA1_96": "sha1",
+    "HMAC_SHA2_256_128": "sha256",
+    "HMAC_SHA2_384_192": "sha384",
+    "HMAC_SHA2_512_256": "sha512",
+    "HMAC_MD5_96": "md5",
+    "AES_XCBC_96": "aesxcbc",
+}
 
 
 def keywords(sa: dict) -> str:
@@ -57,8 +85,34 @@ def keywords(sa: dict) -> str:
     else:
         words = [encr.lower().replace("_cbc", "")] if encr else []
     if sa.get("integ-alg"):
-        words.append(_VICI_INTEG.get(sa["integ-alg"], sa["integ-alg"].lower()))
+        words.append(INTEGRITY_NAMES.get(sa["integ-alg"], sa["integ-alg"].lower()))
     dh = sa.get("dh-group", "")
     if dh:
         words.append(dh.lower().replace("_", ""))
     return "-".join(words)
+
+
+def logged_keywords(logged: str) -> str:
+    """Proposals as charon logs them, in keywords:
+    'IKE:AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024' -> 'aes128-sha1-modp1024'."""
+    out = []
+    for proposal in logged.split(", "):
+        words, integ = [], None
+        for alg in proposal.split(":", 1)[-1].split("/"):
+            if m := re.fullmatch(r"AES_CBC_(\d+)", alg):
+                words.append(f"aes{m[1]}")
+            elif m := re.fullmatch(r"AES_GCM_(\d+)_(\d+)", alg):
+                words.append(f"aes{m[2]}gcm{m[1]}")
+            elif alg in INTEGRITY_NAMES:
+                integ = INTEGRITY_NAMES[alg]
+                words.append(integ)
+            elif m := re.fullmatch(r"PRF_HMAC_(?:SHA2_)?(SHA1|\d+|MD5)", alg):
+                prf = {"SHA1": "sha1", "MD5": "md5"}.get(m[1], f"sha{m[1]}")
+                if prf != integ:  # the PRF follows the integrity algorithm unless set
+                    words.append(f"prf{prf}")
+            elif m := re.fullmatch(r"(MODP|ECP|CURVE)_(\d+)", alg):
+                words.append(f"{m[1].lower()}{m[2]}")
+            elif alg != "NO_EXT_SEQ":
+                words.append("esn" if alg == "EXT_SEQ" else alg.lower())
+        out.append("-".join(words))
+    return ", ".join(out)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
-from lab.errors import TopologyError
+from lab.core.errors import TopologyError
 from lab.topology import model, schema
 from lab.topology.profiles import check_profile
 
@@ -38,13 +38,20 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
         _check_ends(topo, name, t, node_site, sites)
     outsides = {name: _outsides(topo, name, t, node_site) for name, t in topo.tunnels.items()}
     # The segment between a gateway and its site's NAT is outside: never a routed prefix.
-    behind_nat = {(node_site[o.node], o.segment) for pair in outsides.values()
-                  for o in pair.values() if o.nat is not None}
-    prefixes = {name: _site_prefixes(topo, name, members, node_site, behind_nat)
-                for name in topo.sites}
+    behind_nat = {
+        (node_site[o.node], o.segment)
+        for pair in outsides.values()
+        for o in pair.values()
+        if o.nat is not None
+    }
+    prefixes = {
+        name: _site_prefixes(topo, name, members, node_site, behind_nat) for name in topo.sites
+    }
     _check_prefixes_disjoint(topo, prefixes, sites)
-    tunnels = {name: _tunnel(topo, name, t, node_site, prefixes, outsides[name])
-               for name, t in topo.tunnels.items()}
+    tunnels = {
+        name: _tunnel(topo, name, t, node_site, prefixes, outsides[name])
+        for name, t in topo.tunnels.items()
+    }
     _check_inside_disjoint(tunnels)
     nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes, outsides)
     provider = next(n for n, kind in sites.items() if kind == "provider")
@@ -66,10 +73,11 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
 def _check_segments(topo: schema.Topology) -> None:
     items = list(topo.segments.items())
     for i, (a, net_a) in enumerate(items):
-        for b, net_b in items[i + 1:]:
+        for b, net_b in items[i + 1 :]:
             if net_a.overlaps(net_b):
-                raise TopologyError(f"segments.{b}",
-                                    f"subnet {net_b} overlaps segment {a} ({net_a})")
+                raise TopologyError(
+                    f"segments.{b}", f"subnet {net_b} overlaps segment {a} ({net_a})"
+                )
 
 
 def _node_sites(topo: schema.Topology) -> dict[str, str]:
@@ -78,8 +86,11 @@ def _node_sites(topo: schema.Topology) -> dict[str, str]:
         for node in site.nodes:
             field = f"sites.{site_name}.nodes.{node}"
             if not schema.re.match(schema.NAME, node):
-                raise TopologyError(field, "node names are lowercase letters, digits and '-', "
-                                    "start with a letter, at most 15 characters")
+                raise TopologyError(
+                    field,
+                    "node names are lowercase letters, digits and '-', "
+                    "start with a letter, at most 15 characters",
+                )
             if node in node_site:
                 raise TopologyError(field, f"duplicate node name (also in site {node_site[node]})")
             node_site[node] = site_name
@@ -90,8 +101,9 @@ def _site_kinds(topo: schema.Topology) -> dict[str, str]:
     kinds = {n: ("provider" if s.provider else "customer") for n, s in topo.sites.items()}
     providers = [n for n, k in kinds.items() if k == "provider"]
     if len(providers) != 1:
-        raise TopologyError("sites", f"exactly one site must set 'provider: <profile>' "
-                            f"(found {len(providers)})")
+        raise TopologyError(
+            "sites", f"exactly one site must set 'provider: <profile>' (found {len(providers)})"
+        )
     if len(kinds) < 2:
         raise TopologyError("sites", "a lab needs a provider site and at least one customer site")
     return kinds
@@ -105,34 +117,44 @@ def _segment_members(topo: schema.Topology, node_site: dict[str, str]) -> dict[s
             for seg, addr in node.interfaces.items():
                 field = f"sites.{site_name}.nodes.{node_name}.interfaces.{seg}"
                 if seg not in topo.segments:
-                    raise TopologyError(field, f"unknown segment {seg!r}; "
-                                        f"segments: {', '.join(topo.segments)}")
+                    raise TopologyError(
+                        field, f"unknown segment {seg!r}; segments: {', '.join(topo.segments)}"
+                    )
                 net = topo.segments[seg]
                 if addr not in net or addr in (net.network_address, net.broadcast_address):
-                    raise TopologyError(field, f"address {addr} is not a host address of "
-                                        f"segment {seg} ({net})")
+                    raise TopologyError(
+                        field, f"address {addr} is not a host address of segment {seg} ({net})"
+                    )
                 if (seg, addr) in seen:
-                    raise TopologyError(field, f"address {addr} is already used by "
-                                        f"{seen[(seg, addr)]} on segment {seg}")
+                    raise TopologyError(
+                        field,
+                        f"address {addr} is already used by {seen[(seg, addr)]} on segment {seg}",
+                    )
                 seen[(seg, addr)] = node_name
                 members[seg].append(node_name)
     return members
 
 
-def _site_prefixes(topo, site_name, members, node_site,
-                   outside: set[tuple[str, str]] | None = None) -> list[IPv4Network]:
+def _site_prefixes(
+    topo, site_name, members, node_site, outside: set[tuple[str, str]] | None = None
+) -> list[IPv4Network]:
     site = topo.sites[site_name]
     if site.prefixes is not None:
         return list(site.prefixes)
     # A segment is the site's own when only the site's nodes sit on it (and it is not the
     # outside segment between a VPN gateway and its site's NAT gateway).
-    return [topo.segments[seg] for seg, nodes in members.items()
-            if nodes and all(node_site[n] == site_name for n in nodes)
-            and (site_name, seg) not in (outside or set())]
+    return [
+        topo.segments[seg]
+        for seg, nodes in members.items()
+        if nodes
+        and all(node_site[n] == site_name for n in nodes)
+        and (site_name, seg) not in (outside or set())
+    ]
 
 
-def _check_prefixes_disjoint(topo: schema.Topology, prefixes: dict[str, list[IPv4Network]],
-                             kinds: dict[str, str]) -> None:
+def _check_prefixes_disjoint(
+    topo: schema.Topology, prefixes: dict[str, list[IPv4Network]], kinds: dict[str, str]
+) -> None:
     provider = next(n for n, k in kinds.items() if k == "provider")
     for site, nets in prefixes.items():
         if site == provider:
@@ -142,18 +164,25 @@ def _check_prefixes_disjoint(topo: schema.Topology, prefixes: dict[str, list[IPv
         for net in nets:
             for theirs in prefixes[provider]:
                 if net.overlaps(theirs):
-                    raise TopologyError(f"sites.{culprit}.prefixes",
-                                        f"customer network {net} (site {site}) overlaps the "
-                                        f"provider's {theirs}; the VPN needs disjoint "
-                                        "address space")
+                    raise TopologyError(
+                        f"sites.{culprit}.prefixes",
+                        f"customer network {net} (site {site}) overlaps the "
+                        f"provider's {theirs}; the VPN needs disjoint "
+                        "address space",
+                    )
 
 
 def _merged(*layers: schema.TunnelSettings | None) -> dict:
     out: dict = {}
     for layer in layers:
         if layer is not None:
-            out.update({k: v for k, v in layer.model_dump(exclude_none=True).items()
-                        if k in schema.TunnelSettings.model_fields})
+            out.update(
+                {
+                    k: v
+                    for k, v in layer.model_dump(exclude_none=True).items()
+                    if k in schema.TunnelSettings.model_fields
+                }
+            )
             if layer.psk is not None:
                 out["psk"] = layer.psk
             if layer.dpd is not None:
@@ -200,8 +229,11 @@ def _presence(topo, node: str, node_site) -> list[_Presence]:
     for seg in mine:
         for nat in site.nodes.values():
             if nat.role == "nat-gateway" and seg in nat.interfaces:
-                out += [_Presence(outer, addr, seg, nat.interfaces[seg])
-                        for outer, addr in nat.interfaces.items() if outer not in mine]
+                out += [
+                    _Presence(outer, addr, seg, nat.interfaces[seg])
+                    for outer, addr in nat.interfaces.items()
+                    if outer not in mine
+                ]
     return out
 
 
@@ -210,8 +242,10 @@ def _outsides(topo, name: str, t: schema.Tunnel, node_site) -> dict[str, Outside
     be, else through a NAT gateway of an end's own site (the peer then sees the NAT)."""
     ends = (("provider", t.provider, t.customer), ("customer", t.customer, t.provider))
     here, there = (_presence(topo, side.node, node_site) for _, side, _ in ends)
-    pairs = sorted(((a, b) for a in here for b in there if a.segment == b.segment),
-                   key=lambda p: (p[0].nat is not None) + (p[1].nat is not None))
+    pairs = sorted(
+        ((a, b) for a in here for b in there if a.segment == b.segment),
+        key=lambda p: (p[0].nat is not None) + (p[1].nat is not None),
+    )
     out = {}
     for i, (role, side, peer) in enumerate(ends):
         mine = topo.sites[node_site[side.node]].nodes[side.node].interfaces
@@ -222,10 +256,12 @@ def _outsides(topo, name: str, t: schema.Tunnel, node_site) -> dict[str, Outside
             seg = next(s for s, addr in mine.items() if addr == side.address)
             public, nat = side.address, None
         else:
-            raise TopologyError(f"tunnels.{name}.{role}.address",
-                                f"{side.node} and {peer.node} share no segment, and no NAT "
-                                "gateway of either site links them; set the outside address "
-                                "explicitly (address: ...)")
+            raise TopologyError(
+                f"tunnels.{name}.{role}.address",
+                f"{side.node} and {peer.node} share no segment, and no NAT "
+                "gateway of either site links them; set the outside address "
+                "explicitly (address: ...)",
+            )
         public = side.address or public
         out[role] = Outside(side.node, seg, mine[seg], public, nat, side.id or str(public))
     return out
@@ -252,16 +288,19 @@ def _check_ends(topo, name, t: schema.Tunnel, node_site, kinds) -> None:
         if site is None:
             raise TopologyError(f, f"unknown node {side.node!r}")
         if kinds[site] != role:
-            raise TopologyError(f, f"{side.node} is in {kinds[site]} site {site}, "
-                                f"not a {role} site")
+            raise TopologyError(
+                f, f"{side.node} is in {kinds[site]} site {site}, not a {role} site"
+            )
         node = topo.sites[site].nodes[side.node]
         if node.role != "vpn-gateway":
-            raise TopologyError(f, f"{side.node} has role {node.role}; "
-                                "tunnels end on a vpn-gateway")
+            raise TopologyError(
+                f, f"{side.node} has role {node.role}; tunnels end on a vpn-gateway"
+            )
 
 
-def _tunnel(topo, name, t: schema.Tunnel, node_site, prefixes,
-            outside: dict[str, Outside]) -> model.Tunnel:
+def _tunnel(
+    topo, name, t: schema.Tunnel, node_site, prefixes, outside: dict[str, Outside]
+) -> model.Tunnel:
     field = f"tunnels.{name}"
     routing = t.routing or topo.routing
     endpoints = {}
@@ -277,17 +316,20 @@ def _tunnel(topo, name, t: schema.Tunnel, node_site, prefixes,
         inside = None
         if routing == "bgp":
             if t.inside is None:
-                raise TopologyError(f"{field}.inside", "BGP routing needs an inside /30 "
-                                    "from 169.254.0.0/16")
+                raise TopologyError(
+                    f"{field}.inside", "BGP routing needs an inside /30 from 169.254.0.0/16"
+                )
             if asn is None:
-                raise TopologyError(f"sites.{site}.asn", f"tunnel {name} uses BGP: "
-                                    "the site needs an ASN")
+                raise TopologyError(
+                    f"sites.{site}.asn", f"tunnel {name} uses BGP: the site needs an ASN"
+                )
             hosts = list(t.inside.hosts())
             inside = IPv4Interface(f"{hosts[0 if role == 'provider' else 1]}/30")
         own = side.subnets if side.subnets is not None else prefixes[site]
         if not own:
-            raise TopologyError(f"{f}.subnets", f"site {site} has no subnets to route; "
-                                "add a segment or set subnets")
+            raise TopologyError(
+                f"{f}.subnets", f"site {site} has no subnets to route; add a segment or set subnets"
+            )
         ts = ([IPv4Network(f"{inside.ip}/32")] if inside else []) + list(own)
         endpoints[role] = model.Endpoint(
             node=side.node,
@@ -308,9 +350,21 @@ def _tunnel(topo, name, t: schema.Tunnel, node_site, prefixes,
             inactivity=s["inactivity"],
             psk=_psk(s.get("psk"), f"{field}.psk"),
         )
+    if routing == "bgp":
+        _check_ebgp(topo, name, node_site[t.provider.node], node_site[t.customer.node])
     keepalive = t.keepalive or BGP_KEEPALIVE
     hold = t.hold or (BGP_HOLD if t.keepalive is None else 3 * keepalive)
     return model.Tunnel(name=name, routing=routing, keepalive=keepalive, hold=hold, **endpoints)
+
+
+def _check_ebgp(topo: schema.Topology, tunnel: str, provider: str, customer: str) -> None:
+    asn = topo.sites[customer].asn
+    if asn is not None and asn == topo.sites[provider].asn:
+        raise TopologyError(
+            f"sites.{customer}.asn",
+            f"{asn} is also provider site {provider}'s ASN: tunnel {tunnel}'s "
+            "BGP session would be iBGP, not eBGP (give each side its own ASN)",
+        )
 
 
 def _check_inside_disjoint(tunnels: dict[str, model.Tunnel]) -> None:
@@ -320,31 +374,38 @@ def _check_inside_disjoint(tunnels: dict[str, model.Tunnel]) -> None:
             continue
         net = t.provider.inside.network
         if net in seen:
-            raise TopologyError(f"tunnels.{t.name}.inside", f"{net} is already used by "
-                                f"tunnel {seen[net]}")
+            raise TopologyError(
+                f"tunnels.{t.name}.inside", f"{net} is already used by tunnel {seen[net]}"
+            )
         seen[net] = t.name
 
 
-def _nodes(topo, node_site, kinds, members, tunnels, prefixes,
-           outsides: dict[str, dict[str, Outside]]) -> dict[str, model.Node]:
+def _nodes(
+    topo, node_site, kinds, members, tunnels, prefixes, outsides: dict[str, dict[str, Outside]]
+) -> dict[str, model.Node]:
     nodes: dict[str, model.Node] = {}
     nat_hop = {o.node: o.nat for pair in outsides.values() for o in pair.values() if o.nat}
     for site_name, site in topo.sites.items():
         for name, raw in site.nodes.items():
-            ifaces = [model.Interface(name=seg, segment=seg,
-                                      address=IPv4Interface(f"{addr}/{topo.segments[seg].prefixlen}"))
-                      for seg, addr in raw.interfaces.items()]
+            ifaces = [
+                model.Interface(
+                    name=seg,
+                    segment=seg,
+                    address=IPv4Interface(f"{addr}/{topo.segments[seg].prefixlen}"),
+                )
+                for seg, addr in raw.interfaces.items()
+            ]
             own = [t for t in tunnels.values() if name in (t.provider.node, t.customer.node)]
             routes = [model.StaticRoute(to=r.to, via=r.via) for r in raw.routes]
             gateway = raw.gateway
             if gateway is None and not any(r.to.prefixlen == 0 for r in raw.routes):
-                gateway = _default_gateway(topo, site_name, name, raw, members,
-                                           nat_hop.get(name))
+                gateway = _default_gateway(topo, site_name, name, raw, members, nat_hop.get(name))
             if gateway is not None:
                 routes.append(model.StaticRoute(to=IPv4Network("0.0.0.0/0"), via=gateway))
             if raw.role == "nat-gateway":
-                routes += _nat_return_routes(topo, site_name, name, raw, members,
-                                             prefixes[site_name])
+                routes += _nat_return_routes(
+                    topo, site_name, name, raw, members, prefixes[site_name]
+                )
             neighbors = [_tunnel_neighbor(t, name) for t in own if t.routing == "bgp"]
             redistribute: list[IPv4Network] = []
             if raw.role == "router":
@@ -353,27 +414,39 @@ def _nodes(topo, node_site, kinds, members, tunnels, prefixes,
                 ibgp = _gateway_ibgp(topo, site_name, raw, _preference(name, tunnels))
                 neighbors += ibgp
                 if ibgp:
-                    redistribute = [n for t in own if t.routing == "static"
-                                    for n in t.side(name)[1].ts]
+                    redistribute = [
+                        n for t in own if t.routing == "static" for n in t.side(name)[1].ts
+                    ]
             bgp = None
             if neighbors:
-                bgp = model.Bgp(asn=site.asn or INTERNAL_ASN, router_id=ifaces[0].address.ip,
-                                networks=prefixes[site_name] if any(
-                                    t.routing == "bgp" for t in own) else [],
-                                neighbors=neighbors, redistribute_tunnel_routes=redistribute)
+                bgp = model.Bgp(
+                    asn=site.asn or INTERNAL_ASN,
+                    router_id=ifaces[0].address.ip,
+                    networks=prefixes[site_name] if any(t.routing == "bgp" for t in own) else [],
+                    neighbors=neighbors,
+                    redistribute_tunnel_routes=redistribute,
+                )
             nodes[name] = model.Node(
-                name=name, site=site_name, site_kind=kinds[site_name], role=raw.role,
+                name=name,
+                site=site_name,
+                site_kind=kinds[site_name],
+                role=raw.role,
                 release=raw.release,
-                interfaces=ifaces, routes=routes, forwarding=raw.role in FORWARDING_ROLES,
-                charon=bool(own), bgp=bgp,
-                inside_addresses=[ep.inside for t in own for ep in (t.side(name)[0],)
-                                  if ep.inside is not None],
+                interfaces=ifaces,
+                routes=routes,
+                forwarding=raw.role in FORWARDING_ROLES,
+                charon=bool(own),
+                bgp=bgp,
+                inside_addresses=[
+                    ep.inside for t in own for ep in (t.side(name)[0],) if ep.inside is not None
+                ],
             )
     return nodes
 
 
-def _default_gateway(topo, site_name, name, raw, members,
-                     nat_hop: IPv4Address | None = None) -> IPv4Address | None:
+def _default_gateway(
+    topo, site_name, name, raw, members, nat_hop: IPv4Address | None = None
+) -> IPv4Address | None:
     """Hosts: their site's router, else its VPN or NAT gateway. A router: its site's NAT
     gateway (non-VPN egress; the remote subnets it learns are more specific). A VPN gateway
     that reaches its peers only through its site's NAT gateway: that NAT gateway."""
@@ -400,22 +473,32 @@ def _beside(topo, site_name, name, raw, members, role: str) -> IPv4Address | Non
     return None
 
 
-def _nat_return_routes(topo, site_name, name, raw, members,
-                       prefixes: list[IPv4Network]) -> list[model.StaticRoute]:
+def _nat_return_routes(
+    topo, site_name, name, raw, members, prefixes: list[IPv4Network]
+) -> list[model.StaticRoute]:
     """A NAT gateway routes replies to its site's prefixes it does not sit on back into the
     site: via the site's router beside it, else the site's VPN gateway beside it."""
-    hop = (_beside(topo, site_name, name, raw, members, "router")
-           or _beside(topo, site_name, name, raw, members, "vpn-gateway"))
+    hop = _beside(topo, site_name, name, raw, members, "router") or _beside(
+        topo, site_name, name, raw, members, "vpn-gateway"
+    )
     on = [topo.segments[seg] for seg in raw.interfaces]
-    return [model.StaticRoute(to=net, via=hop) for net in prefixes
-            if hop is not None and not any(net.subnet_of(seg) for seg in on)]
+    return [
+        model.StaticRoute(to=net, via=hop)
+        for net in prefixes
+        if hop is not None and not any(net.subnet_of(seg) for seg in on)
+    ]
 
 
 def _tunnel_neighbor(t: model.Tunnel, node: str) -> model.BgpNeighbor:
     local, remote = t.side(node)
-    return model.BgpNeighbor(address=remote.inside.ip, remote_as=remote.asn,
-                             update_source=local.inside.ip, keepalive=t.keepalive, hold=t.hold,
-                             tunnel=t.name)
+    return model.BgpNeighbor(
+        address=remote.inside.ip,
+        remote_as=remote.asn,
+        update_source=local.inside.ip,
+        keepalive=t.keepalive,
+        hold=t.hold,
+        tunnel=t.name,
+    )
 
 
 def _site_gateways_beside(topo, site_name, raw) -> Iterable[tuple[str, IPv4Address]]:
@@ -431,8 +514,9 @@ def _site_gateways_beside(topo, site_name, raw) -> Iterable[tuple[str, IPv4Addre
 
 def _preference(gateway: str, tunnels: dict[str, model.Tunnel]) -> int:
     """Local preference a gateway gives its routes: earlier tunnels are primary."""
-    order = [i for i, t in enumerate(tunnels.values()) if gateway in (t.provider.node,
-                                                                       t.customer.node)]
+    order = [
+        i for i, t in enumerate(tunnels.values()) if gateway in (t.provider.node, t.customer.node)
+    ]
     return 200 - 10 * order[0]
 
 
@@ -443,9 +527,13 @@ def _router_ibgp(topo, site_name, raw, tunnels) -> list[model.BgpNeighbor]:
     asn = topo.sites[site_name].asn or INTERNAL_ASN
     # Passive: routers are configured first and wait; gateways connect to a ready listener
     # instead of hitting a reset and backing off for seconds.
-    return [model.BgpNeighbor(address=addr, remote_as=asn, keepalive=IBGP_KEEPALIVE,
-                              hold=IBGP_HOLD, passive=True)
-            for gw, addr in _site_gateways_beside(topo, site_name, raw) if gw in gateways]
+    return [
+        model.BgpNeighbor(
+            address=addr, remote_as=asn, keepalive=IBGP_KEEPALIVE, hold=IBGP_HOLD, passive=True
+        )
+        for gw, addr in _site_gateways_beside(topo, site_name, raw)
+        if gw in gateways
+    ]
 
 
 def _gateway_ibgp(topo, site_name, raw, local_pref: int) -> list[model.BgpNeighbor]:
@@ -457,8 +545,15 @@ def _gateway_ibgp(topo, site_name, raw, local_pref: int) -> list[model.BgpNeighb
             continue
         shared = [seg for seg in raw.interfaces if seg in node.interfaces]
         if shared:
-            out.append(model.BgpNeighbor(address=node.interfaces[shared[0]], remote_as=asn,
-                                         update_source=raw.interfaces[shared[0]],
-                                         next_hop_self=True, keepalive=IBGP_KEEPALIVE,
-                                         hold=IBGP_HOLD, local_pref_out=local_pref))
+            out.append(
+                model.BgpNeighbor(
+                    address=node.interfaces[shared[0]],
+                    remote_as=asn,
+                    update_source=raw.interfaces[shared[0]],
+                    next_hop_self=True,
+                    keepalive=IBGP_KEEPALIVE,
+                    hold=IBGP_HOLD,
+                    local_pref_out=local_pref,
+                )
+            )
     return out

@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from lab.topology.choices import AUTO, DATAPLANES, DEFAULT_RELEASE, RELEASES, RUNTIMES
 from lab.topology.proposals import check_proposal
 
 NAME = r"^[a-z][a-z0-9-]{0,14}$"
@@ -30,10 +31,9 @@ IKE_ID = r"^[A-Za-z0-9@][A-Za-z0-9.@_-]{0,252}$"
 INSIDE_POOL = ipaddress.ip_network("169.254.0.0/16")
 # Readable rules for the name patterns (pydantic's own message just quotes the regex).
 PATTERN_RULES = {
-    NAME: "names are lowercase letters, digits and '-', start with a letter, "
-          "at most 15 characters",
+    NAME: "names are lowercase letters, digits and '-', start with a letter, at most 15 characters",
     LAB_NAME: "lab names are lowercase letters, digits and '-', start with a letter, "
-              "at most 24 characters",
+    "at most 24 characters",
     IKE_ID: "an IKE id is an IPv4 address, a host name (FQDN) or user@FQDN, without spaces",
 }
 BGP_KEEPALIVE, BGP_HOLD = 10, 30
@@ -75,6 +75,9 @@ Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
 Name = Annotated[str, StringConstraints(pattern=NAME)]
 Role = Literal["vpn-gateway", "router", "nat-gateway", "host", "internet-host"]
 StartAction = Literal["none", "trap", "start"]
+ReleaseName = Literal[tuple(RELEASES)]  # type: ignore[valid-type]
+RuntimeName = Literal[(AUTO, *RUNTIMES)]  # type: ignore[valid-type]
+DataplaneName = Literal[(AUTO, *DATAPLANES)]  # type: ignore[valid-type]
 CloseAction = Literal["none", "clear", "trap", "start"]
 
 
@@ -94,9 +97,11 @@ class Node(Strict):
     )
     gateway: Address | None = Field(None, description="default route; derived for hosts")
     routes: list[Route] = []
-    release: Literal["bookworm", "trixie"] = Field(
-        "bookworm", description="Docker runtime: node image (Debian 12: strongSwan 5.9, "
-        "FRR 8.4; Debian 13: strongSwan 6.0, FRR 10)")
+    release: ReleaseName = Field(
+        DEFAULT_RELEASE,
+        description="Docker runtime: node image (Debian 12: strongSwan 5.9, "
+        "FRR 8.4; Debian 13: strongSwan 6.0, FRR 10)",
+    )
 
     @field_validator("interfaces")
     @classmethod
@@ -131,8 +136,10 @@ class Psk(Strict):
     def _env_name(cls, v: str) -> str:
         # Never echo the value: a key pasted here by mistake must not reach an error message.
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-            raise ValueError("psk.env takes the name of an environment variable "
-                             "(letters, digits, '_'), not the key itself")
+            raise ValueError(
+                "psk.env takes the name of an environment variable "
+                "(letters, digits, '_'), not the key itself"
+            )
         return v
 
 
@@ -145,11 +152,15 @@ def _psk_input(value: object) -> object:
             return Psk.model_validate(value)
         except ValidationError as exc:
             err = exc.errors()[0]
-            why = (err["msg"].removeprefix("Value error, ") if err["type"] == "value_error"
-                   else "a pre-shared key is a string or {env: VAR}")
+            why = (
+                err["msg"].removeprefix("Value error, ")
+                if err["type"] == "value_error"
+                else "a pre-shared key is a string or {env: VAR}"
+            )
             raise ValueError(why) from None
-    raise ValueError("a pre-shared key is a string (quote it if it looks like a number) "
-                     "or {env: VAR}")
+    raise ValueError(
+        "a pre-shared key is a string (quote it if it looks like a number) or {env: VAR}"
+    )
 
 
 class TunnelSettings(Strict):
@@ -164,8 +175,10 @@ class TunnelSettings(Strict):
     start_action: StartAction | None = None
     close_action: CloseAction | None = None
     inactivity: Seconds | None = Field(
-        None, description="close a CHILD_SA after this long without traffic either way "
-        "(0: never, the default)")
+        None,
+        description="close a CHILD_SA after this long without traffic either way "
+        "(0: never, the default)",
+    )
     psk: Annotated[SecretStr | Psk | None, BeforeValidator(_psk_input)] = None
 
     @field_validator("ike_proposals", "esp_proposals")
@@ -181,12 +194,16 @@ class TunnelSettings(Strict):
 class Side(TunnelSettings):
     node: str
     address: Address | None = Field(
-        None, description="the address the peer sees and connects to (e.g. a NAT's public "
+        None,
+        description="the address the peer sees and connects to (e.g. a NAT's public "
         "address); default: the node's address on a segment shared with the peer, else its "
-        "site NAT gateway's public address")
+        "site NAT gateway's public address",
+    )
     id: Annotated[str, StringConstraints(pattern=IKE_ID)] | None = Field(
-        None, description="IKE identity (an IPv4 address, FQDN or user@FQDN) both sides use; "
-        "default: the address the peer sees")
+        None,
+        description="IKE identity (an IPv4 address, FQDN or user@FQDN) both sides use; "
+        "default: the address the peer sees",
+    )
     subnets: list[Network] | None = Field(None, description="static routing: this side's subnets")
 
 
@@ -213,6 +230,16 @@ class Tunnel(TunnelSettings):
             raise ValueError(f"inside CIDR {v} must lie in 169.254.0.0/16")
         return v
 
+    @field_validator("keepalive")
+    @classmethod
+    def _keepalive(cls, v: int | None) -> int | None:
+        if v == 0:
+            raise ValueError(
+                "keepalive 0 turns off BGP keepalives and the hold timer: BGP "
+                "would never notice a dead tunnel; give at least 1s"
+            )
+        return v
+
     @field_validator("hold")
     @classmethod
     def _timers(cls, v: int | None, info: ValidationInfo) -> int | None:
@@ -234,11 +261,13 @@ class Retransmit(Strict):
 class Topology(Strict):
     name: Annotated[str, Field(pattern=LAB_NAME)]
     description: str = ""
-    runtime: Literal["auto", "netns", "docker"] = "auto"
-    dataplane: Literal["auto", "userspace", "kernel"] = Field(
-        "auto", description="IPsec data plane of every gateway: auto = the kernel's ESP where "
+    runtime: RuntimeName = AUTO
+    dataplane: DataplaneName = Field(
+        AUTO,
+        description="IPsec data plane of every gateway: auto = the kernel's ESP where "
         "the node's kernel has it, else strongSwan's userspace one (kernel-libipsec); "
-        "userspace everywhere, e.g. to match a CI machine; kernel, or fail")
+        "userspace everywhere, e.g. to match a CI machine; kernel, or fail",
+    )
     segments: dict[Name, Network]
     sites: dict[Name, Site]
     tunnel_defaults: TunnelSettings | None = Field(

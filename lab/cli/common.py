@@ -1,0 +1,52 @@
+"""What every command shares: the ``vpnlab`` group, its consoles, error handling and the
+choice of lab."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from lab.core.errors import LabError, VpnlabError
+
+# Piped output (CI logs, files) gets room for the status tables.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+
+def fail(exc: VpnlabError) -> None:
+    # The message may quote user input such as "[red]": never let rich read it as markup.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VpnlabError as exc:
+            fail(exc)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="vpnlab")
+def main() -> None:
+    """Site-to-site IPsec VPN labs with real strongSwan and FRR."""
+
+
+def pick_lab(name: str | None) -> str:
+    from lab.session import state
+
+    if name:
+        return name
+    labs = state.names()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is running (vpnlab up FILE)")
+    raise LabError(f"several labs are running ({', '.join(labs)}): name one with --lab")
+
+
+lab_option = click.option("--lab", "-l", "lab_name", help="lab name (default: the only one up)")

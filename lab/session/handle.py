@@ -1,0 +1,94 @@
+"""The handle every layer above works through: a lab whose nodes exist.
+
+It holds the resolved lab, its runtime and its recorded state, and hands out the daemons
+of each node. What is *done* with a lab (bring-up phases, faults, probes) lives in the
+layers above and takes this handle.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cached_property
+
+from lab.core.errors import LabError
+from lab.daemons.charon import Charon
+from lab.daemons.frr import Frr
+from lab.runtime import make as make_runtime
+from lab.runtime.base import Runtime
+from lab.session import state as lab_state
+from lab.session.state import LabState
+from lab.topology.choices import USERSPACE
+from lab.topology.model import Lab
+
+EXEC_TIMEOUT = 600.0  # `vpnlab exec` and scenario commands: long, but never endless
+
+
+class RunningLab:
+    def __init__(self, lab: Lab, state: LabState) -> None:
+        self.lab = lab
+        self.state = state
+
+    @classmethod
+    def attach(cls, name: str) -> RunningLab:
+        """The handle of a lab that is up, from its recorded state."""
+        return cls(*lab_state.load(name))
+
+    @property
+    def name(self) -> str:
+        return self.lab.name
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        return make_runtime(self.state.runtime, self.lab.name, self.lab.address_plan())
+
+    def record(self, **changes: object) -> LabState:
+        """Change the lab's recorded state (under its lock) and keep the new one."""
+        with lab_state.changing(self.name) as s:
+            for key, value in changes.items():
+                setattr(s, key, value)
+        self.state = s
+        return s
+
+    def dataplane(self, node: str) -> str:
+        """The IPsec data plane a gateway uses: the kernel's ESP or userspace."""
+        return self.state.dataplane.get(node, USERSPACE)
+
+    @cached_property
+    def _charons(self) -> dict[str, Charon]:
+        return {n: Charon(self.runtime, n) for n, node in self.lab.nodes.items() if node.charon}
+
+    @cached_property
+    def _frrs(self) -> dict[str, Frr]:
+        return {n: Frr(self.runtime, n) for n, node in self.lab.nodes.items() if node.frr}
+
+    @property
+    def charons(self) -> dict[str, Charon]:
+        return self._charons
+
+    @property
+    def frrs(self) -> dict[str, Frr]:
+        return self._frrs
+
+    def charon(self, node: str) -> Charon:
+        if node not in self._charons:
+            raise LabError(f"{node} runs no charon (not a tunnel endpoint)")
+        return self._charons[node]
+
+    def frr(self, node: str) -> Frr:
+        if node not in self._frrs:
+            raise LabError(f"{node} runs no FRR")
+        return self._frrs[node]
+
+    def exec(
+        self, node: str, argv: list[str], check: bool = False, timeout: float = EXEC_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        if node not in self.lab.nodes:
+            raise LabError(
+                f"no node {node!r} in lab {self.name}; nodes: {', '.join(self.lab.nodes)}"
+            )
+        return self.runtime.run(node, argv, check=check, timeout=timeout)
+
+    def down(self) -> None:
+        """Remove the lab: its nodes (and every process in them), segments and state."""
+        self.runtime.destroy()
+        lab_state.remove(self.name)

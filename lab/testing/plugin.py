@@ -1,0 +1,137 @@
+"""pytest fixtures that give a scenario a running lab (registered as the ``vpnlab`` plugin).
+
+    @pytest.mark.parametrize("lab", ["tray-bgp-ikev2.yaml"], indirect=True)
+    def test_x(lab): ...
+
+``lab`` is module-scoped: one bring-up serves every test of a module that asks for the
+same topology, and teardown always runs (unless --keep-lab and a test failed).
+
+pytest loads this plugin into every run in the environment, so importing it costs little:
+the engine (pyroute2, vici, the Docker SDK) is imported when a fixture first needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from lab.core.shipped import find_topology
+from lab.topology.timers import CONVERGE_TIMEOUT
+
+if TYPE_CHECKING:  # for annotations only: importing the handle would load the engine
+    from lab.session.handle import RunningLab
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vpnlab")
+    group.addoption(
+        "--keep-lab",
+        action="store_true",
+        help="leave a lab up after a failing test, for inspection",
+    )
+    group.addoption(
+        "--lab-timeout",
+        type=float,
+        default=CONVERGE_TIMEOUT,
+        help="seconds a lab may take to converge",
+    )
+    group.addoption(
+        "--runtimes",
+        default="netns,docker",
+        help="node runtimes every lab test runs on (comma-separated; docker is "
+        "skipped, with the reason, when no Docker engine answers)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a lab runs once per runtime: same topology, same checks."""
+    if "lab_runtime" in metafunc.fixturenames:
+        kinds = [k.strip() for k in metafunc.config.getoption("--runtimes").split(",") if k.strip()]
+        metafunc.parametrize("lab_runtime", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def lab_runtime(request: pytest.FixtureRequest) -> str:
+    kind = getattr(request, "param", "netns")
+    if kind == "docker":
+        from lab.runtime.docker.engine import daemon_available
+
+        if not daemon_available():
+            pytest.skip("no Docker engine answers (bash scripts/setup.sh test starts one)")
+    return kind
+
+
+def topology_path(name: str) -> Path:
+    """A shipped topology by file name, or a path."""
+    return find_topology(name)
+
+
+def lab_name(topology: Path, suffix: str = "") -> str:
+    """Test labs get their own names (pid-tagged: one per pytest worker) so a test run never
+    meets a user's lab, nor another worker's."""
+    return f"t{os.getpid() % 10000}-{topology.stem}"[: 24 - len(suffix)] + suffix
+
+
+@contextmanager
+def running_lab(
+    topology: str | Path,
+    *,
+    name: str | None = None,
+    timeout: float = CONVERGE_TIMEOUT,
+    keep: bool = False,
+    runtime: str = "netns",
+) -> Iterator[RunningLab]:
+    """Bring a topology up, yield the converged lab, always take it down afterwards."""
+    from lab.ops import bringup
+    from lab.topology import load_lab
+
+    path = topology_path(str(topology))
+    running = bringup.up(
+        load_lab(path, name=name or lab_name(path)), timeout=timeout, runtime=runtime
+    )
+    try:
+        yield running
+    finally:
+        if not keep:
+            running.down()
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, lab_runtime: str) -> Iterator[RunningLab]:
+    from lab.ops import bringup
+    from lab.topology import load_lab
+
+    topology = getattr(request, "param", None) or getattr(request.module, "TOPOLOGY", None)
+    if topology is None:
+        raise pytest.UsageError(
+            "parametrize 'lab' with a topology file (indirect=True) or set TOPOLOGY in the module"
+        )
+    path = topology_path(str(topology))
+    running = bringup.up(
+        load_lab(path, name=lab_name(path)),
+        timeout=request.config.getoption("--lab-timeout"),
+        runtime=lab_runtime,
+    )
+    failed_before = request.session.testsfailed
+    try:
+        yield running
+    finally:
+        if request.config.getoption("--keep-lab") and request.session.testsfailed > failed_before:
+            print(
+                f"\n--keep-lab: lab {running.name} left up; 'vpnlab down {running.name}' removes it"
+            )
+        else:
+            running.down()
+
+
+@pytest.fixture(scope="module")
+def lab_hosts(lab: RunningLab) -> dict:
+    """testinfra hosts for every node of the lab, by node name."""
+    from lab.testing.hosts import host
+
+    return {node: host(lab, node) for node in lab.lab.nodes}

@@ -1,0 +1,28 @@
+"""The values a topology (or the command line) can choose from, each written once: node
+releases with the strongSwan and FRR they carry, runtimes, data planes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    debian: str
+    strongswan: str  # expected version prefix
+    frr: str
+
+
+RELEASES: dict[str, Release] = {
+    "bookworm": Release("bookworm", "12", strongswan="5.9.", frr="8.4."),
+    "trixie": Release("trixie", "13", strongswan="6.0.", frr="10."),
+}
+DEFAULT_RELEASE = "bookworm"
+# Network namespaces run the host's own strongSwan and FRR: the release of this machine.
+HOST_RELEASE = "bookworm"
+
+RUNTIMES = ("netns", "docker")  # besides "auto": Docker when an engine answers, else netns
+AUTO = "auto"
+KERNEL, USERSPACE = "kernel", "userspace"
+DATAPLANES = (USERSPACE, KERNEL)  # besides "auto": what each gateway's kernel offers

@@ -26,7 +26,7 @@ from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
 from lab.core.errors import VpnlabError
 from lab.ops import bringup
-from lab.session.cleanup import leftovers
+from lab.session.cleanup import destroy_lab, leftovers
 from lab.topology import load_lab
 from lab.topology.model import Lab
 
@@ -86,7 +86,7 @@ def _teardown(
         if running is not None:
             running.down()
         elif leftover(lab):  # interrupted inside up(): up() tears down, this makes sure
-            bringup.RunningLab(lab).down()
+            destroy_lab(lab.name)
     finally:
         signal.signal(signal.SIGINT, previous)
 

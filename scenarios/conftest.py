@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -49,28 +50,77 @@ def host_namespace_snapshot() -> dict:
         k: subprocess.run(["sysctl", "-n", k], capture_output=True, text=True).stdout
         for k in SYSCTLS
     }
-    return {
+    snapshot = {
         "links": sorted(links),
         "routes": sorted(map(str, routes)),
         "rules": rules,
         "nftables": nft,
         "sysctls": sysctls,
     }
+    return json.loads(json.dumps(snapshot))  # as it reads back from a baseline file
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vpnlab host guard")
+    group.addoption(
+        "--host-baseline",
+        metavar="FILE",
+        help="compare the host namespace with the snapshot in FILE (taken and "
+        "written there if FILE is absent or empty), not with one taken now",
+    )
+    group.addoption(
+        "--host-guard-later",
+        action="store_true",
+        help="take or keep the baseline only: a later run with the same "
+        "--host-baseline judges the host",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="scenarios drive real daemons in namespaces: run as root")
         for item in items:
             if "scenarios" in str(item.path):
                 item.add_marker(skip)
+    # Side by side (pytest-xdist, --dist loadgroup): the tests sharing one module-scoped lab
+    # (same module, topology and runtime) stay on one worker, so that lab comes up once.
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "lab" in getattr(item, "fixturenames", ()):
+            topology = params.get("lab") or getattr(item.module, "TOPOLOGY", "")
+            runtime = params.get("lab_runtime", "")
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{topology}:{runtime}"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def host_namespace_untouched():
+# The host guard runs in the controlling pytest process only: with xdist, its workers
+# start after the first snapshot and are gone before the last.
+_BEFORE = pytest.StashKey[dict]()
+_CHANGED = pytest.StashKey[str]()
+
+
+def _guards(config: pytest.Config) -> bool:
+    return os.geteuid() == 0 and not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _guards(session.config):
+        return
+    baseline = session.config.getoption("--host-baseline")
+    path = Path(baseline) if baseline else None
+    if path is not None and path.exists() and path.stat().st_size:
+        before = json.loads(path.read_text())
+    else:
+        before = host_namespace_snapshot()
+        if path is not None:
+            path.write_text(json.dumps(before))
+    session.config.stash[_BEFORE] = before
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
     """The host's addresses, routes, rules, nftables and forwarding are identical afterwards."""
-    before = host_namespace_snapshot()
-    yield
+    if not _guards(session.config) or session.config.getoption("--host-guard-later"):
+        return
+    before = session.config.stash[_BEFORE]
     # Docker reports a removed container gone at once, but its network namespace (and
     # with it the host end of its veths) goes only when libnetwork's garbage collector
     # runs (every 60 s) and the kernel has freed it: seen here ~2.5 min, and once (CI,
@@ -85,7 +135,17 @@ def host_namespace_untouched():
             explain=lambda now: _difference(before, now),
         )
     except WaitTimeout as exc:
-        pytest.fail(f"the scenario suite changed the host namespace: {exc}")
+        session.config.stash[_CHANGED] = str(exc)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if _CHANGED in config.stash:
+        terminalreporter.section("host namespace guard", red=True, bold=True)
+        terminalreporter.line(
+            "FAILED: the scenario suite changed the host namespace: " + config.stash[_CHANGED],
+            red=True,
+        )
 
 
 def _difference(before: dict, now: dict) -> str:
@@ -95,7 +155,7 @@ def _difference(before: dict, now: dict) -> str:
         if before[key] == now[key]:
             continue
         if isinstance(before[key], list) and all(
-            isinstance(x, (str, tuple)) for x in before[key] + now[key]
+            isinstance(x, (str, list)) for x in before[key] + now[key]
         ):
             lines += [f"{key}: gone {x}" for x in before[key] if x not in now[key]]
             lines += [f"{key}: new {x}" for x in now[key] if x not in before[key]]

@@ -33,7 +33,7 @@ def test_converges(lab):
     assert tunnel_problems(lab) == []
     assert bgp_problems(lab) == []
     assert route_problems(lab) == []
-    status = collect(lab)
+    status = collect(lab).model_dump()  # the shape `status --json` prints
     gateways = {n.name for n in lab.lab.nodes.values() if n.charon}
     assert set(status["dataplane"]) == gateways
     assert set(status["dataplane"].values()) <= {"userspace", "kernel"}

@@ -36,7 +36,7 @@ def _held(lab, node: str) -> int:
 
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
 def test_a_retry_during_the_restart_does_not_strand_the_tunnel(lab, monkeypatch):
-    load = bringup.RunningLab.load_charon
+    load = bringup.load_charon
 
     def load_after_a_retry(running, node):
         wait_until(
@@ -54,7 +54,7 @@ def test_a_retry_during_the_restart_does_not_strand_the_tunnel(lab, monkeypatch)
         timeout=30,
         what="cgw to notice vgw1 is gone and retry tunnel1",
     )
-    monkeypatch.setattr(bringup.RunningLab, "load_charon", load_after_a_retry)
+    monkeypatch.setattr(bringup, "load_charon", load_after_a_retry)
     faults.clear(lab, fault.id)
     wait_until(
         lambda: convergence_problems(lab),

@@ -31,8 +31,8 @@ def test_userspace_asked_for_then_kernel(lab_runtime):
     running = bringup.up(_asking("userspace"), runtime=lab_runtime)
     try:
         status = collect(running)
-        assert status["dataplane_asked"] == "userspace"
-        assert set(status["dataplane"].values()) == {dataplane.USERSPACE}
+        assert status.dataplane_asked == "userspace"
+        assert set(status.dataplane.values()) == {dataplane.USERSPACE}
         assert ping(running, "pc", "10.10.0.100").received == 5
         offered = dataplane.detect(running.runtime, "cgw")
     finally:
@@ -47,7 +47,7 @@ def test_userspace_asked_for_then_kernel(lab_runtime):
     else:
         try:
             assert offered == dataplane.KERNEL
-            assert set(collect(running)["dataplane"].values()) == {dataplane.KERNEL}
+            assert set(collect(running).dataplane.values()) == {dataplane.KERNEL}
         finally:
             running.down()
     assert leftovers(lab.name) == []

@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from lab.cli import main
-from lab.core.errors import ConvergenceTimeout
+from lab.core.errors import ConvergenceFailed
 from lab.observe.diagnose import diagnose
 from lab.ops import bringup
 from lab.session.cleanup import leftovers
@@ -95,7 +95,7 @@ def test_customer_mistake_is_named(cause: str, tmp_path, monkeypatch, lab_runtim
     report = None
     try:
         running = bringup.up(lab, timeout=TIMEOUT, keep_on_timeout=True, runtime=lab_runtime)
-    except ConvergenceTimeout as exc:
+    except ConvergenceFailed as exc:
         report = str(exc)
         running = bringup.RunningLab.attach(lab.name)
     try:

@@ -37,8 +37,8 @@ def _reconverged(lab) -> None:
 def test_random_loss_on_the_customer_uplink(lab):
     fault = faults.inject(lab, "loss", node="cgw", interface="internet", percent=30)
     try:
-        listed = collect(lab)["faults"]
-        assert [(f["id"], f["kind"]) for f in listed] == [(fault.id, "loss")]
+        listed = collect(lab).faults
+        assert [(f.id, f.kind) for f in listed] == [(fault.id, "loss")]
         result = Probe(lab, "app", "172.16.1.100", 4).start().finish()
         print(f"\n{result.summary()}")
         # Request and reply each cross the lossy link once: 1 - 0.7**2 = 51% expected;
@@ -48,14 +48,14 @@ def test_random_loss_on_the_customer_uplink(lab):
         _reconverged(lab)
     tables = lab.exec("cgw", ["nft", "list", "tables"]).stdout
     assert "vpnlab_fault" not in tables
-    assert collect(lab)["faults"] == []
+    assert collect(lab).faults == []
 
 
 @pytest.mark.parametrize("lab", [TOPOLOGY], indirect=True)
 def test_killed_bgpd_shows_down_and_traffic_uses_tunnel2(lab):
     faults.inject(lab, "kill", node="vgw1", daemon="bgpd")
     try:
-        vgw1 = next(n for n in collect(lab)["nodes"] if n["name"] == "vgw1")
+        vgw1 = next(n for n in collect(lab).model_dump()["nodes"] if n["name"] == "vgw1")
         assert vgw1["daemons"]["bgpd"] is False and vgw1["daemons"]["charon"] is True
         hold = lab.lab.tunnels["tunnel1"].hold
         wait_until(

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from lab.core.errors import WaitTimeout
 from lab.core.waits import wait_until
 from lab.runtime.netns import lab_namespaces
@@ -31,11 +33,12 @@ def _vpnlab(*args: str, **kw) -> subprocess.Popen:
 
 def _phase(name: str) -> str | None:
     try:
-        return state.load(name)[1].get("phase")
+        return state.read(name).phase
     except Exception:  # not written yet, or being written
         return None
 
 
+@pytest.mark.alone
 def test_sigkill_during_up_then_destroy_all_leaves_nothing(lab_runtime):
     name = lab_name(TOPOLOGY, "-kill")
     harness = _vpnlab(

@@ -1,4 +1,4 @@
-"""The code base stays ruff clean (the rules live in pyproject.toml)."""
+"""The code base stays ruff clean and ruff formatted (the rules live in pyproject.toml)."""
 
 import shutil
 import subprocess
@@ -8,16 +8,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CODE = ["lab", "tests", "scenarios", "bench"]
 
 
-def test_ruff_clean():
+def _ruff(*args: str) -> subprocess.CompletedProcess:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    proc = subprocess.run(
-        [ruff, "check", "lab", "tests", "scenarios", "bench"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    return subprocess.run([ruff, *args, *CODE], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_check_clean():
+    proc = _ruff("check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_clean():
+    proc = _ruff("format", "--check")
+    assert proc.returncode == 0, "run 'ruff format': " + proc.stdout + proc.stderr

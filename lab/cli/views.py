@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from lab.cli.common import out
-from lab.observe.status import LabStatus
 from lab.topology.model import Lab
+
+if TYPE_CHECKING:  # annotations only: the status module loads the engine (vici)
+    from lab.observe.status import LabStatus
 
 GOOD_STATES = {"ESTABLISHED", "INSTALLED", "Established"}
 LISTED_TUNNELS = 4  # a validation line names at most this many tunnels

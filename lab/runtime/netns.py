@@ -125,12 +125,26 @@ class NetnsRuntime:
         input: str | None = None,
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[str]:
-        try:
-            proc = subprocess.run(
-                self._argv(node, argv), input=input, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(node, argv, timeout) from None
+        # A session of its own, so that a timeout ends the command's children too (a shell's
+        # sleep), as coreutils' timeout does in a container; daemons that detach themselves
+        # (setsid) are not in it.
+        with subprocess.Popen(
+            self._argv(node, argv),
+            stdin=subprocess.PIPE if input is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as popen:
+            try:
+                out, err = popen.communicate(input, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(popen)
+                raise CommandTimeout(node, argv, timeout) from None
+            except BaseException:  # interrupted: leave nothing of it behind
+                _kill_group(popen)
+                raise
+        proc = subprocess.CompletedProcess(argv, popen.returncode, out, err)
         if check and proc.returncode != 0:
             raise LabError(
                 f"{node}: {' '.join(argv)} exited {proc.returncode}: "
@@ -244,6 +258,13 @@ class NetnsProcess:
 
     def output(self) -> str:
         return b"".join(self._chunks).decode(errors="replace")
+
+
+def _kill_group(popen: subprocess.Popen) -> None:
+    """SIGKILL a command started in a session of its own, with everything still in it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
 
 
 def namespace_pids(name: str) -> list[int]:

@@ -234,6 +234,18 @@ CASES = [
         "uses BGP: the site needs an ASN",
     ),
     (
+        "same-asn-both-sides",
+        mutated(put("sites.acme.asn", 64512)),
+        "sites.acme.asn",
+        "64512 is also provider site tray's ASN: tunnel tunnel1's BGP session would be iBGP",
+    ),
+    (
+        "keepalive-zero",
+        mutated(put("tunnels.tunnel1.keepalive", 0)),
+        "tunnels.tunnel1.keepalive",
+        "keepalive 0 turns off BGP keepalives and the hold timer",
+    ),
+    (
         "customer-prefix-overlaps-provider",
         mutated(put("sites.acme.prefixes", ["10.10.0.0/16"])),
         "sites.acme.prefixes",
@@ -553,3 +565,36 @@ def test_cli_validate_accepts(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert CLI_LAB in proc.stdout
     assert not (STATE_ROOT / CLI_LAB).exists()
+
+
+def test_a_large_lab_validates_on_one_short_line(tmp_path: Path) -> None:
+    """`vpnlab validate` counts the tunnels of a large lab instead of listing each."""
+    from click.testing import CliRunner
+
+    from lab.cli import main
+
+    data = variant()
+    template = data["tunnels"].pop("tunnel1")
+    data["tunnels"] = {}
+    for i in range(100):
+        data["segments"][f"lan{i}"] = f"172.20.{i}.0/24"
+        data["sites"][f"c{i}"] = {
+            "asn": 65100 + i,
+            "nodes": {
+                f"gw{i}": {
+                    "role": "vpn-gateway",
+                    "interfaces": {"internet": f"198.51.100.{100 + i}", f"lan{i}": f"172.20.{i}.1"},
+                }
+            },
+        }
+        data["tunnels"][f"t{i}"] = {
+            **template,
+            "customer": f"gw{i}",
+            "inside": f"169.254.{20 + i}.0/30",
+        }
+    del data["sites"]["acme"], data["segments"]["lan"]
+    path = write(tmp_path, "hundred", data)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "100 tunnels (100 bgp/IKEv2)" in result.output

@@ -31,7 +31,7 @@ def validate(topology: str) -> None:
 
     TOPOLOGY is a file, or the name of a shipped topology (vpnlab topologies)."""
     lab = _load(topology)
-    out.print(f"{find_topology(topology)}: ok — {lab_summary(lab)}")
+    out.print(f"{find_topology(topology)}: ok — {lab_summary(lab)}", soft_wrap=True)
 
 
 @main.command()

@@ -60,22 +60,6 @@ def host_namespace_snapshot() -> dict:
     return json.loads(json.dumps(snapshot))  # as it reads back from a baseline file
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("vpnlab host guard")
-    group.addoption(
-        "--host-baseline",
-        metavar="FILE",
-        help="compare the host namespace with the snapshot in FILE (taken and "
-        "written there if FILE is absent or empty), not with one taken now",
-    )
-    group.addoption(
-        "--host-guard-later",
-        action="store_true",
-        help="take or keep the baseline only: a later run with the same "
-        "--host-baseline judges the host",
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="scenarios drive real daemons in namespaces: run as root")
@@ -105,7 +89,9 @@ def _guards(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not _guards(session.config):
         return
-    baseline = session.config.getoption("--host-baseline")
+    # VPNLAB_HOST_BASELINE=FILE: compare with the snapshot in FILE (taken and written there
+    # if FILE is empty), so that several pytest runs are judged against one "before".
+    baseline = os.environ.get("VPNLAB_HOST_BASELINE")
     path = Path(baseline) if baseline else None
     if path is not None and path.exists() and path.stat().st_size:
         before = json.loads(path.read_text())
@@ -118,7 +104,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The host's addresses, routes, rules, nftables and forwarding are identical afterwards."""
-    if not _guards(session.config) or session.config.getoption("--host-guard-later"):
+    # VPNLAB_HOST_GUARD=later: a later run with the same baseline judges the host.
+    if not _guards(session.config) or os.environ.get("VPNLAB_HOST_GUARD") == "later":
         return
     before = session.config.stash[_BEFORE]
     # Docker reports a removed container gone at once, but its network namespace (and

@@ -42,10 +42,11 @@ import yaml
 from lab.core.waits import holds_for, wait_until
 from lab.ops.acquire import AcquireRelay, raises_acquires
 from lab.ops.bringup import RunningLab
-from lab.ops.probe import REPLY, Probe
+from lab.ops.ping import replies
+from lab.ops.probe import Probe
 from lab.ops.traffic import packets, ping
 from lab.render.swanctl import connection
-from lab.testing.plugin import TOPOLOGIES, lab_name, running_lab
+from lab.testing.plugin import lab_name, running_lab, topology_path
 
 INACTIVITY = 5
 # charon measures idleness in whole seconds (so 4..5 s may count as 5) and re-checks up to
@@ -59,7 +60,7 @@ PROVIDER_ADDR, CUSTOMER_ADDR = "10.10.0.100", "172.16.1.100"
 
 
 def _one_tunnel_lab(tmp: Path, shipped: str, name: str) -> Path:
-    data = yaml.safe_load((TOPOLOGIES / shipped).read_text())
+    data = yaml.safe_load(topology_path(shipped).read_text())
     del data["tunnels"]["tunnel2"]
     del data["sites"]["tray"]["nodes"]["vgw2"]
     data["tunnels"][TUNNEL]["inactivity"] = f"{INACTIVITY}s"
@@ -143,7 +144,7 @@ def _said(events: list[tuple[str, dict]], text: str) -> list[str]:
 
 
 def _last_reply(output: str) -> float:
-    return max(float(m.group(1)) for m in map(REPLY.match, output.splitlines()) if m)
+    return max(replies(output).values())
 
 
 # --- IKEv1 -----------------------------------------------------------------------------------
@@ -208,10 +209,7 @@ def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLa
             )
             up = time.time() - probe.started
             result = probe.finish()
-        first_reply = (
-            min(float(m.group(1)) for m in map(REPLY.match, probe.output.splitlines()) if m)
-            - probe.started
-        )
+        first_reply = min(replies(probe.output).values()) - probe.started
         print(
             f"IKEv1: CHILD_SA re-established {up:.3f}s after the provider's first packet, "
             f"first reply after {first_reply:.3f}s; {result.summary()}"

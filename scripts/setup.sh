@@ -107,13 +107,13 @@ case "${1:-demo}" in
     # protocol timers. The few tests that run 'vpnlab destroy --all' (it removes every lab
     # on the machine) run first, on their own. The host namespace is compared with one
     # snapshot taken before both runs.
-    baseline=$(mktemp /tmp/vpnlab-host-baseline.XXXXXX)
-    trap 'rm -f "$baseline"' EXIT
+    VPNLAB_HOST_BASELINE=$(mktemp /tmp/vpnlab-host-baseline.XXXXXX)
+    export VPNLAB_HOST_BASELINE
+    trap 'rm -f "$VPNLAB_HOST_BASELINE"' EXIT
     alone=0 rest=0
-    pytest -q -m alone --host-baseline "$baseline" --host-guard-later "$@" || alone=$?
+    VPNLAB_HOST_GUARD=later pytest -q -m alone "$@" || alone=$?
     [ "$alone" = 5 ] && alone=0   # none selected (e.g. only tests/ asked for)
-    pytest -q -n "${VPNLAB_WORKERS:-4}" --dist loadgroup -m "not alone" \
-      --host-baseline "$baseline" "$@" || rest=$?
+    pytest -q -n "${VPNLAB_WORKERS:-4}" --dist loadgroup -m "not alone" "$@" || rest=$?
     exit $(( alone != 0 ? alone : rest ))
     ;;
   *)

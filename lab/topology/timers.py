@@ -56,6 +56,10 @@ def _dpd_bound(lab: Lab, t: Tunnel, why: str) -> Bound:
     return Bound(worst + MARGIN, f"{why}: {how} + {MARGIN}s margin")
 
 
+def _hold_bound(t: Tunnel, why: str) -> Bound:
+    return Bound(t.hold + MARGIN, f"{why} {t.hold}s + {MARGIN}s margin")
+
+
 def failover_bound(lab: Lab, tunnel: str, fault: str) -> Bound:
     """The longest outage a failure of ``tunnel`` may cause, by the way it fails."""
     t = lab.tunnels[tunnel]
@@ -63,11 +67,7 @@ def failover_bound(lab: Lab, tunnel: str, fault: str) -> Bound:
         if t.routing == "bgp":
             # Both ends drop the SA at once, but the BGP route over it stays valid (the
             # inside /30 is still connected) until the hold timer expires.
-            return Bound(
-                t.hold + MARGIN,
-                f"the SA is deleted at once; BGP over it holds on "
-                f"for hold {t.hold}s + {MARGIN}s margin",
-            )
+            return _hold_bound(t, "the SA is deleted at once; BGP over it holds on for hold")
         return Bound(
             MARGIN,
             "the SA is deleted with a DELETE both ends receive and its "
@@ -77,10 +77,6 @@ def failover_bound(lab: Lab, tunnel: str, fault: str) -> Bound:
         return _dpd_bound(lab, t, "the peer falls silent, dead peer detection must notice")
     if fault == "black-hole":
         if t.routing == "bgp":
-            return Bound(
-                t.hold + MARGIN,
-                f"DPD still gets answers; only the BGP hold timer "
-                f"({t.hold}s) + {MARGIN}s margin ends it",
-            )
+            return _hold_bound(t, "DPD still gets answers; only the BGP hold timer ends it:")
         return Bound(None, "DPD still gets answers and static routing has no other timer")
     raise ValueError(f"no bound known for fault {fault!r}")

@@ -66,14 +66,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "scenarios" in str(item.path):
                 item.add_marker(skip)
-    # Side by side (pytest-xdist, --dist loadgroup): the tests sharing one module-scoped lab
-    # (same module, topology and runtime) stay on one worker, so that lab comes up once.
+    # Side by side (pytest-xdist, --dist loadgroup): the tests sharing a module-scoped lab
+    # (the same module, topology and runtime) stay on one worker, in their order, so that
+    # lab comes up once and a test may build on the one before it.
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "lab" in getattr(item, "fixturenames", ()):
-            topology = params.get("lab") or getattr(item.module, "TOPOLOGY", "")
-            runtime = params.get("lab_runtime", "")
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{topology}:{runtime}"))
+        group = _shared_lab(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+STATELESS = {"lab_runtime"}  # module-scoped, but holds nothing a later test could see
+
+
+def _shared_lab(item: pytest.Item) -> str | None:
+    """A name for the module-scoped fixtures (and their parameters) ``item`` shares with
+    other tests, or None when it shares none."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    scoped = {name for name, d in defs.items() if d and d[-1].scope != "function"}
+    if not scoped - STATELESS:
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    shared = sorted(f"{k}={v}" for k, v in params.items() if k in scoped)
+    return ":".join([item.module.__name__, *shared])
 
 
 # The host guard runs in the controlling pytest process only: with xdist, its workers

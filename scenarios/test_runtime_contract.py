@@ -2,8 +2,9 @@
 
 Runbook, once per runtime (netns, docker): build a two-node lab straight on the runtime,
 no daemons (nodes ``left`` and ``right``, release bookworm, forwarding off, both on one
-segment 192.0.2.0/24 as eth1, .1 and .2). Then drive every method of ``Runtime`` and
-expect the same observable behaviour from both:
+segment as eth1, .1 and .2 of the first documentation /24 this machine has no address
+in). Then drive every method of ``Runtime`` and expect the same observable behaviour from
+both:
 
 - ``run``: stdout, stderr and exit code come back; ``check`` raises LabError naming the
   node and the command; ``input`` reaches stdin; ``timeout`` is enforced (CommandTimeout
@@ -25,9 +26,11 @@ whatever happens.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,8 +48,24 @@ from lab.session.cleanup import leftovers
 
 RELEASE = "bookworm"
 SYSCTLS = {"net.ipv4.ip_forward": "0"}
-SUBNET = IPv4Network("192.0.2.0/24")
-ADDRESSES = {"left": IPv4Interface("192.0.2.1/24"), "right": IPv4Interface("192.0.2.2/24")}
+# The documentation networks, the first one this machine has no address in: a Docker
+# segment is a bridge in the host's namespace, and the host answers ARP there for its own
+# addresses (a node would reach the host instead of its neighbour).
+CANDIDATES = [IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+
+
+def _host_addresses() -> list[IPv4Interface]:
+    links = json.loads(subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True).stdout)
+    return [
+        IPv4Interface(f"{a['local']}/{a['prefixlen']}")
+        for link in links
+        for a in link.get("addr_info", [])
+    ]
+
+
+SUBNET = next(n for n in CANDIDATES if not any(a.network.overlaps(n) for a in _host_addresses()))
+LEFT, RIGHT = (IPv4Interface(f"{SUBNET[i]}/{SUBNET.prefixlen}") for i in (1, 2))
+ADDRESSES = {"left": LEFT, "right": RIGHT}
 
 
 def _name(kind: str, suffix: str = "") -> str:
@@ -64,6 +83,10 @@ def _build(kind: str, name: str) -> Runtime:
         rt.attach(node, [Link("seg", "eth1", address)])
         rt.write_files(node, rt.node_dir(node), {"README": "runtime contract test\n"})
     return rt
+
+
+def _pids(rt: Runtime, node: str, comm: str) -> set[int]:
+    return {pid for pid, c in rt.processes(node).items() if c == comm}
 
 
 def _remove(kind: str, name: str) -> None:
@@ -112,6 +135,7 @@ def test_run_input_reaches_stdin(rt: Runtime) -> None:
     ids=["command", "shell-with-child"],
 )
 def test_run_timeout_kills_the_command(rt: Runtime, argv: list[str]) -> None:
+    before = _pids(rt, "left", "sleep")  # a container's own keep-alive is a sleep
     t0 = time.monotonic()
     with pytest.raises(CommandTimeout) as raised:
         rt.run("left", argv, timeout=1)
@@ -120,17 +144,17 @@ def test_run_timeout_kills_the_command(rt: Runtime, argv: list[str]) -> None:
     assert (raised.value.node, raised.value.argv, raised.value.timeout) == ("left", argv, 1)
     assert str(raised.value).startswith(f"left: {' '.join(argv)}"), str(raised.value)
     # Nothing of it is left running in the node (a shell's child included).
-    assert "sleep" not in rt.processes("left").values(), rt.processes("left")
+    assert not _pids(rt, "left", "sleep") - before, rt.processes("left")
 
 
 # --- network ------------------------------------------------------------------------------
 
 
 def test_nodes_reach_each_other_over_the_segment(rt: Runtime) -> None:
-    rt.run("left", ["ping", "-c1", "-W1", "192.0.2.2"])
-    rt.run("right", ["ping", "-c1", "-W1", "192.0.2.1"])
+    rt.run("left", ["ping", "-c1", "-W1", str(RIGHT.ip)])
+    rt.run("right", ["ping", "-c1", "-W1", str(LEFT.ip)])
     addresses = rt.run("left", ["ip", "-o", "-4", "addr", "show", "dev", "eth1"]).stdout
-    assert "192.0.2.1/24" in addresses
+    assert str(LEFT) in addresses
 
 
 def test_node_sysctls_are_set(rt: Runtime) -> None:
@@ -159,9 +183,10 @@ def test_write_files_and_read_file_round_trip(rt: Runtime) -> None:
 
 
 def test_background_runs_until_stopped(rt: Runtime) -> None:
-    proc = rt.background("left", ["ping", "-i", "0.2", "192.0.2.2"])
+    argv = ["ping", "-i", "0.2", str(RIGHT.ip)]
+    proc = rt.background("left", argv)
     try:
-        assert (proc.node, proc.argv) == ("left", ["ping", "-i", "0.2", "192.0.2.2"])
+        assert (proc.node, proc.argv) == ("left", argv)
         first = wait_until(
             proc.output, lambda out: out.count("bytes from") >= 2, timeout=10, what="ping replies"
         )
@@ -252,7 +277,8 @@ def test_unix_socket(rt: Runtime) -> None:
         # A container's sockets are behind the Docker API: the runtime says so.
         assert rt.unix_socket("left", path) is None
         return
-    tools = rt.run("left", ["sh", "-c", "command -v socat python3"], check=False).stdout.split()
+    find = 'for tool in socat python3; do command -v "$tool"; done; true'
+    tools = rt.run("left", ["sh", "-c", find]).stdout.split()
     if not tools:
         pytest.skip("neither socat nor python3 in the node to listen on a Unix socket")
     if tools[0].endswith("socat"):
@@ -291,10 +317,11 @@ def test_destroy_leaves_nothing(lab_runtime: str) -> None:
     name = _name(lab_runtime, "-x")
     try:
         rt = _build(lab_runtime, name)
+        before = _pids(rt, "left", "sleep")
         rt.spawn("left", ["sleep", "300"], env={}, log=rt.node_dir("left") / "sleep.log")
         wait_until(
-            lambda: rt.processes("left"),
-            lambda procs: "sleep" in procs.values(),
+            lambda: _pids(rt, "left", "sleep") - before,
+            bool,
             timeout=10,
             what="a daemon to be running before destroy",
         )

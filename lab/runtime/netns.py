@@ -177,13 +177,18 @@ class NetnsRuntime:
         return PurePosixPath(lab_dir(self.lab) / node)
 
     def write_files(self, node: str, directory: PurePosixPath, files: dict[str, str]) -> None:
+        # As Docker's put_archive does: missing directories made, files readable by root only.
         for name, text in files.items():
-            (Path(directory) / name).write_text(text)
+            path = Path(directory) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
 
     def read_file(self, node: str, path: PurePosixPath) -> str | None:
         try:
             return Path(path).read_text(errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             return None
 
     def unix_socket(self, node: str, path: PurePosixPath) -> socket.socket:

@@ -14,6 +14,8 @@ Every container and network carries the labels ``vpnlab=1`` and ``vpnlab.lab=<la
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import signal
 import socket
@@ -22,10 +24,10 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from ipaddress import IPv4Network
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 # Imported here, in the thread that loads this module: importing parts of the docker
 # package from several threads at once breaks on its circular imports.
@@ -46,7 +48,19 @@ SEGMENT_BLOCK = IPv4Network("100.64.0.0/10")
 SEGMENT_TRIES = 8
 # The engine's HTTP timeout: longer than any command (run()'s own timeout ends those).
 CLIENT_TIMEOUT = 900
+NETWORK_LOCK = Path("/run/lock/vpnlab-docker-networks.lock")
 TIMED_OUT = 124  # GNU timeout's exit code when it had to end the command
+
+
+@contextlib.contextmanager
+def _network_lock() -> Iterator[None]:
+    path = NETWORK_LOCK if NETWORK_LOCK.parent.is_dir() else Path("/tmp") / NETWORK_LOCK.name
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def container_name(lab: str, node: str) -> str:
@@ -185,24 +199,28 @@ class DockerRuntime:
         # subnet, i.e. every lab packet. No masquerading: nothing leaves through the host.
         error: Exception | None = None
         for _ in range(SEGMENT_TRIES):
-            stand_in = self._free_stand_in(stand_in_prefix(size))
-            try:
-                self._networks[segment] = self.docker.networks.create(
-                    f"vpnlab-{self.lab}-{segment}",
-                    driver="bridge",
-                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(stand_in))]),
-                    labels=self._labels(
-                        **{f"{LABEL}.segment": segment, f"{LABEL}.subnet": str(subnet)}
-                    ),
-                    options={
-                        "com.docker.network.bridge.inhibit_ipv4": "true",
-                        "com.docker.network.bridge.enable_ip_masquerade": "false",
-                    },
-                )
-                return
-            except APIError as exc:
-                error = exc  # most likely another lab booked it meanwhile: look again
+            # One booking at a time among this host's vpnlab processes (labs brought up side
+            # by side would otherwise pick the same free block); another client of the
+            # engine can still take it first, hence the retries.
+            with _network_lock():
                 self._booked = None
+                stand_in = self._free_stand_in(stand_in_prefix(size))
+                try:
+                    self._networks[segment] = self.docker.networks.create(
+                        f"vpnlab-{self.lab}-{segment}",
+                        driver="bridge",
+                        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(stand_in))]),
+                        labels=self._labels(
+                            **{f"{LABEL}.segment": segment, f"{LABEL}.subnet": str(subnet)}
+                        ),
+                        options={
+                            "com.docker.network.bridge.inhibit_ipv4": "true",
+                            "com.docker.network.bridge.enable_ip_masquerade": "false",
+                        },
+                    )
+                    return
+                except APIError as exc:
+                    error = exc  # booked meanwhile by another client: look again
         raise LabError(f"segment {segment}: cannot create Docker network: {error}")
 
     def _free_stand_in(self, prefix: int) -> IPv4Network:

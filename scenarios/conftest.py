@@ -66,13 +66,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "scenarios" in str(item.path):
                 item.add_marker(skip)
-    # Side by side (pytest-xdist, --dist loadgroup): the tests sharing a module-scoped lab
-    # (the same module, topology and runtime) stay on one worker, in their order, so that
-    # lab comes up once and a test may build on the one before it.
-    for item in items:
-        group = _shared_lab(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Side by side (pytest-xdist, --dist loadgroup): the tests sharing a module-scoped lab
+    (the same module, topology and runtime) stay on one worker, in their order, so that
+    the lab comes up once and a test may build on the one before it. Marked as each item
+    is collected, before xdist reads the groups off the items."""
+    group = _shared_lab(item)
+    if group:
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 STATELESS = {"lab_runtime"}  # module-scoped, but holds nothing a later test could see

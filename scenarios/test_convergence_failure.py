@@ -9,6 +9,7 @@ and leaving nothing behind.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -43,7 +44,12 @@ def test_psk_mismatch_times_out_with_the_reason(tmp_path, lab_runtime):
     print(f"\nverdict {waited:.1f}s into the wait: {str(failure.value).splitlines()[0]}")
 
     message = str(failure.value)
-    assert waited < 15, f"the cause is known within seconds; waited {waited:.1f}s of 30s"
+    # The cause is named within seconds; what follows is the wait for tunnel 1, which must
+    # still end in its convergence well before the timeout (a slow Docker engine under a
+    # parallel suite takes ~15 s to bring tunnel 1's BGP session up).
+    diagnosed = float(re.search(r"diagnosed after ([\d.]+)s", message).group(1))
+    assert diagnosed < 10, f"the cause took {diagnosed:.1f}s to name"
+    assert waited < 25, f"waited {waited:.1f}s of the 30s timeout"
     assert "tunnel2: pre-shared key mismatch" in message
     assert "tunnel1 converged" in message.splitlines()[0]
     assert "tunnel1:" not in message, "tunnel 1 has the right key and must have come up"

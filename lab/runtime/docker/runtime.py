@@ -203,7 +203,6 @@ class DockerRuntime:
             # by side would otherwise pick the same free block); another client of the
             # engine can still take it first, hence the retries.
             with _network_lock():
-                self._booked = None
                 stand_in = self._free_stand_in(stand_in_prefix(size))
                 try:
                     self._networks[segment] = self.docker.networks.create(
@@ -220,7 +219,8 @@ class DockerRuntime:
                     )
                     return
                 except APIError as exc:
-                    error = exc  # booked meanwhile by another client: look again
+                    error = exc  # booked since we looked (by another lab): look again
+                    self._booked = None
         raise LabError(f"segment {segment}: cannot create Docker network: {error}")
 
     def _free_stand_in(self, prefix: int) -> IPv4Network:

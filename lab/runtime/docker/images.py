@@ -21,8 +21,6 @@ the SDK streams tar's output into the image import, it has no way to make a root
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.core.hostlock import host_lock
 from lab.core.shipped import IMAGES, shipped
 from lab.runtime.docker.apt_sources import (
     Mirrors,
@@ -58,7 +57,6 @@ SLIM_DPKG_RULES = (
     "path-exclude /usr/share/locale/*",
     "path-exclude /usr/share/lintian/*",
 )
-LOCK_FILE = Path("/run/lock/vpnlab-images.lock")
 
 Progress = Callable[..., None]  # progress(text, transient=False)
 
@@ -270,18 +268,6 @@ def _remove_rootfs(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    """One image build at a time on a host (setup.sh and a developer may race)."""
-    path = LOCK_FILE if LOCK_FILE.parent.is_dir() else Path(tempfile.gettempdir()) / LOCK_FILE.name
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def build(
     release: str, progress: Progress = _quiet, *, base: str = "auto", context: Path | None = None
 ) -> str:
@@ -290,7 +276,7 @@ def build(
         raise ImageError(f"unknown release {release!r} (one of {', '.join(RELEASES)})")
     context = context or shipped(IMAGES)
     c = client(timeout=BUILD_TIMEOUT)
-    with _lock():
+    with host_lock("images"):  # setup.sh and a developer may race
         b = resolve_base(c, release, progress, prefer=base)
         progress(f"base: {b.ref} ({b.source}) — {b.why}")
         build_args = {"BASE": b.ref}

@@ -14,8 +14,6 @@ Every container and network carries the labels ``vpnlab=1`` and ``vpnlab.lab=<la
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
 import signal
 import socket
@@ -24,10 +22,10 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from ipaddress import IPv4Network
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 # Imported here, in the thread that loads this module: importing parts of the docker
 # package from several threads at once breaks on its circular imports.
@@ -35,6 +33,7 @@ from docker.errors import APIError
 from docker.types import IPAMConfig, IPAMPool
 
 from lab.core.errors import CommandTimeout, LabError
+from lab.core.hostlock import host_lock
 from lab.core.paths import lab_dir
 from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
 from lab.runtime.docker.engine import LABEL, client
@@ -48,19 +47,7 @@ SEGMENT_BLOCK = IPv4Network("100.64.0.0/10")
 SEGMENT_TRIES = 8
 # The engine's HTTP timeout: longer than any command (run()'s own timeout ends those).
 CLIENT_TIMEOUT = 900
-NETWORK_LOCK = Path("/run/lock/vpnlab-docker-networks.lock")
 TIMED_OUT = 124  # GNU timeout's exit code when it had to end the command
-
-
-@contextlib.contextmanager
-def _network_lock() -> Iterator[None]:
-    path = NETWORK_LOCK if NETWORK_LOCK.parent.is_dir() else Path("/tmp") / NETWORK_LOCK.name
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def container_name(lab: str, node: str) -> str:
@@ -202,7 +189,7 @@ class DockerRuntime:
             # One booking at a time among this host's vpnlab processes (labs brought up side
             # by side would otherwise pick the same free block); another client of the
             # engine can still take it first, hence the retries.
-            with _network_lock():
+            with host_lock("docker-networks"):
                 stand_in = self._free_stand_in(stand_in_prefix(size))
                 try:
                     self._networks[segment] = self.docker.networks.create(

@@ -185,6 +185,7 @@ def wait_converged(
     for: the others are, then TunnelFailed reports it, long before the timeout."""
     t0 = time.monotonic()
     failed: dict[str, list[Diagnosis]] = {}
+    named: list[float] = []  # seconds into the wait when the first definitive cause was found
     last_diagnosis = [0.0]
 
     def probe() -> tuple[list[Problem], list[Problem]]:
@@ -196,6 +197,7 @@ def wait_converged(
             for d in _diagnose(running, down | set(failed)):
                 if isinstance(d, Diagnosis) and d.definitive and d.tunnel in down:
                     failed.setdefault(d.tunnel, []).append(d)
+                    named.append(now - t0)
             if set(failed) & down:
                 problems = convergence_problems(running, ignore=set(failed))
         waiting = [p for p in problems if p.tunnel not in failed]
@@ -217,7 +219,8 @@ def wait_converged(
         others = [t for t in running.lab.tunnels if t not in failed]
         raise TunnelFailed(
             f"lab {running.name}: {', '.join(failed)} cannot come up (diagnosed after "
-            f"{took:.1f}s; not waiting out the {timeout:g}s timeout)"
+            f"{named[0]:.1f}s, verdict after {took:.1f}s; not waiting out the {timeout:g}s "
+            "timeout)"
             + (f"; {', '.join(others)} converged" if others else "")
             + "\n"
             + _explain(running, [], causes, failed)

@@ -113,7 +113,7 @@ case "${1:-demo}" in
     alone=0 rest=0
     VPNLAB_HOST_GUARD=later pytest -q -m alone "$@" || alone=$?
     [ "$alone" = 5 ] && alone=0   # none selected (e.g. only tests/ asked for)
-    pytest -q -n "${VPNLAB_WORKERS:-3}" --dist loadgroup -m "not alone" "$@" || rest=$?
+    pytest -q -n "${VPNLAB_WORKERS:-2}" --dist loadgroup -m "not alone" "$@" || rest=$?
     exit $(( alone != 0 ? alone : rest ))
     ;;
   *)

@@ -160,5 +160,7 @@ def convergence_problems(running: RunningLab, ignore: set[str] = frozenset()) ->
     if problems:
         return problems
     checks = [bgp_problems] if ignore else [bgp_problems, route_problems]
-    found = each(lambda check: check(running), checks)
-    return next((ps for ps in ([p for p in f if p.tunnel not in ignore] for f in found) if ps), [])
+    for found in each(lambda check: check(running), checks):
+        if kept := [p for p in found if p.tunnel not in ignore]:
+            return kept
+    return []

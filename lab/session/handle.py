@@ -54,30 +54,24 @@ class RunningLab:
         return self.state.dataplane.get(node, USERSPACE)
 
     @cached_property
-    def _charons(self) -> dict[str, Charon]:
+    def charons(self) -> dict[str, Charon]:
+        """The lab's charons by node (every tunnel endpoint runs one)."""
         return {n: Charon(self.runtime, n) for n, node in self.lab.nodes.items() if node.charon}
 
     @cached_property
-    def _frrs(self) -> dict[str, Frr]:
+    def frrs(self) -> dict[str, Frr]:
+        """The lab's FRR instances by node (routers and BGP speakers)."""
         return {n: Frr(self.runtime, n) for n, node in self.lab.nodes.items() if node.frr}
 
-    @property
-    def charons(self) -> dict[str, Charon]:
-        return self._charons
-
-    @property
-    def frrs(self) -> dict[str, Frr]:
-        return self._frrs
-
     def charon(self, node: str) -> Charon:
-        if node not in self._charons:
+        if node not in self.charons:
             raise LabError(f"{node} runs no charon (not a tunnel endpoint)")
-        return self._charons[node]
+        return self.charons[node]
 
     def frr(self, node: str) -> Frr:
-        if node not in self._frrs:
+        if node not in self.frrs:
             raise LabError(f"{node} runs no FRR")
-        return self._frrs[node]
+        return self.frrs[node]
 
     def exec(
         self, node: str, argv: list[str], check: bool = False, timeout: float = EXEC_TIMEOUT

@@ -11,8 +11,9 @@ class VpnlabError(Exception):
     exit_code = 1
 
 
-class TopologyError(VpnlabError):
-    """The topology file breaks a rule; nothing has been started."""
+class InputError(VpnlabError):
+    """A file the user gave (topology, profile, form, template) breaks a rule; nothing has
+    been started. The message names the file, the field and the rule."""
 
     exit_code = 2
 
@@ -28,8 +29,12 @@ class TopologyError(VpnlabError):
         # Always one line: a key or value quoted with a newline must not split the report.
         return " ".join(f"{where}{self.field}: {self.rule}".splitlines())
 
-    def in_file(self, file: Path | str) -> TopologyError:
-        return TopologyError(self.field, self.rule, file)
+    def in_file(self, file: Path | str) -> InputError:
+        return type(self)(self.field, self.rule, file)
+
+
+class TopologyError(InputError):
+    """The topology file breaks a rule; nothing has been started."""
 
 
 class LabError(VpnlabError):

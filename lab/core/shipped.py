@@ -1,4 +1,5 @@
-"""Data that ships with vpnlab: the topologies and the node image's build context.
+"""Data that ships with vpnlab: the topologies, the node image's build context, the provider
+profiles and their customer templates.
 
 A built wheel carries them inside the package (``lab/_data/<name>``, put there by the build,
 see pyproject.toml); a source checkout, editable installs included, has them at the
@@ -10,11 +11,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-TOPOLOGIES, IMAGES = "topologies", "images"
+TOPOLOGIES, IMAGES, PROFILES = "topologies", "images", "profiles"
 
 
 def shipped(name: str) -> Path:
-    """The directory of shipped data ``name`` (``topologies`` or ``images``)."""
+    """The directory of shipped data ``name`` (``topologies``, ``images``, ``profiles``)."""
     package = Path(str(resources.files("lab")))
     packaged = package / "_data" / name
     return packaged if packaged.is_dir() else package.parent / name

@@ -112,6 +112,30 @@ class Charon:
                         f"{self.node}: charon refused connection {name}: {exc}"
                     ) from None
 
+    def load_file(self, path: str) -> None:
+        """Load a swanctl.conf as it is written, with swanctl itself, inside the node: a
+        customer's own file, not a dict vpnlab built."""
+        proc = self.runtime.run(
+            self.node,
+            [
+                "swanctl",
+                "--load-all",
+                "--noprompt",
+                "--file",
+                path,
+                "--uri",
+                self.runtime.vici_uri(self.node),
+            ],
+            check=False,
+        )
+        if proc.returncode != 0:
+            said = [
+                line for line in (proc.stdout + proc.stderr).splitlines() if "secret" not in line
+            ]
+            raise LabError(
+                f"{self.node}: swanctl refused {path} ({proc.returncode}): " + " / ".join(said[-6:])
+            )
+
     def list_sas(self) -> list[dict]:
         """IKE SAs as ``[{name: {...}}]``; an empty list if charon does not answer."""
         try:

@@ -91,6 +91,19 @@ class Frr:
                 self._missing_command(("mgmtd", *DAEMONS)),
             ]
         )
+        supplied = self.runtime.node_dir(self.node) / "frr.conf"
+        script += "\n" + "\n".join(
+            [
+                # A supplied frr.conf is loaded through vtysh once the daemons run, after a
+                # dry run that names the lines FRR rejects.
+                f"if [ -f {supplied} ]; then",
+                f"  if ! rejected=$(vtysh -C -f {supplied} 2>&1); then",
+                '    echo "$rejected" | sed "s/^/rejected: /"; exit 3',
+                "  fi",
+                "  " + shlex.join(["vtysh", "--vty_socket", str(d), "-f", str(supplied)]),
+                "fi",
+            ]
+        )
         proc = self.runtime.run(self.node, ["sh", "-c", script], check=False)
         rejected = [line for line in proc.stdout.splitlines() if line.startswith("rejected: ")]
         if rejected:

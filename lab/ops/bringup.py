@@ -156,6 +156,9 @@ def load_configs(running: RunningLab) -> None:
 
 
 def _load_connections(running: RunningLab, node: str) -> None:
+    if "swanctl.conf" in running.lab.nodes[node].supplied:
+        running.charon(node).load_file(str(running.runtime.node_dir(node) / "swanctl.conf"))
+        return
     running.charon(node).load(
         connections(running.lab, node), secrets(running.lab, node, reveal=True)
     )

@@ -68,6 +68,14 @@ def render_node(
             files[f"{daemon}.conf"] = _env.get_template(f"frr/{daemon}.conf.j2").render(
                 **ctx, daemon=daemon
             )
+    if "frr.conf" in node.supplied:
+        # The node's BGP is the supplied file's, loaded after bgpd starts with none of its
+        # own; the lab's static routes (staticd) stay vpnlab's.
+        files["bgpd.conf"] = _env.get_template("frr/bgpd.conf.j2").render(
+            **{**ctx, "node": node.model_copy(update={"bgp": None})}, daemon="bgpd"
+        )
+    for name, path in node.supplied.items():
+        files[name] = Path(path).read_text()
     return files
 
 

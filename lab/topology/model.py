@@ -64,6 +64,8 @@ class Node(Model):
     charon: bool = False
     bgp: Bgp | None = None
     inside_addresses: list[IPv4Interface] = []
+    # Configuration files run as given (file name -> absolute path), not rendered.
+    supplied: dict[str, str] = {}
 
     @property
     def frr(self) -> bool:

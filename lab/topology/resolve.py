@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import SecretStr
@@ -53,7 +54,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
         for name, t in topo.tunnels.items()
     }
     _check_inside_disjoint(tunnels)
-    nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes, outsides)
+    nodes = _nodes(topo, node_site, sites, members, tunnels, prefixes, outsides, source)
     provider = next(n for n, kind in sites.items() if kind == "provider")
     lab = model.Lab(
         name=topo.name,
@@ -381,7 +382,14 @@ def _check_inside_disjoint(tunnels: dict[str, model.Tunnel]) -> None:
 
 
 def _nodes(
-    topo, node_site, kinds, members, tunnels, prefixes, outsides: dict[str, dict[str, Outside]]
+    topo,
+    node_site,
+    kinds,
+    members,
+    tunnels,
+    prefixes,
+    outsides: dict[str, dict[str, Outside]],
+    source: str,
 ) -> dict[str, model.Node]:
     nodes: dict[str, model.Node] = {}
     nat_hop = {o.node: o.nat for pair in outsides.values() for o in pair.values() if o.nat}
@@ -426,6 +434,7 @@ def _nodes(
                     neighbors=neighbors,
                     redistribute_tunnel_routes=redistribute,
                 )
+            supplied = _supplied(topo, site_name, name, raw, bool(own), bgp is not None, source)
             nodes[name] = model.Node(
                 name=name,
                 site=site_name,
@@ -440,8 +449,29 @@ def _nodes(
                 inside_addresses=[
                     ep.inside for t in own for ep in (t.side(name)[0],) if ep.inside is not None
                 ],
+                supplied=supplied,
             )
     return nodes
+
+
+def _supplied(topo, site_name, name, raw, charon: bool, bgp: bool, source: str) -> dict[str, str]:
+    """The node's own configuration files, each for a daemon it runs, each readable."""
+    out = {}
+    for file, given in raw.files.items():
+        field = f"sites.{site_name}.nodes.{name}.files.{file}"
+        if file == "swanctl.conf" and not charon:
+            raise TopologyError(field, f"{name} is in no tunnel: it runs no charon")
+        if file == "frr.conf" and not bgp:
+            raise TopologyError(field, f"{name} speaks no BGP: it runs no bgpd")
+        path = Path(source).parent / given
+        try:
+            path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TopologyError(
+                field, f"cannot read {given}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        out[file] = str(path.resolve())
+    return out
 
 
 def _default_gateway(

@@ -97,6 +97,11 @@ class Node(Strict):
     )
     gateway: Address | None = Field(None, description="default route; derived for hosts")
     routes: list[Route] = []
+    files: dict[Literal["swanctl.conf", "frr.conf"], str] = Field(
+        {},
+        description="daemon configuration the node runs exactly as given, instead of one "
+        "vpnlab renders (e.g. a customer's rendered bundle): path, relative to the topology",
+    )
     release: ReleaseName = Field(
         DEFAULT_RELEASE,
         description="Docker runtime: node image (Debian 12: strongSwan 5.9, "

@@ -34,12 +34,25 @@ def tunnel_problems(running: RunningLab) -> list[Problem]:
     return sa_problems(running.lab, by_key(lambda n: running.charon(n).ike_sas(), gateways))
 
 
+def tunnel_sa(lab: Lab, tunnel: str, node: str, node_sas: dict[str, dict]) -> dict | None:
+    """The tunnel's IKE SA among a gateway's SAs (by connection name): vpnlab names its
+    connections after the tunnels; a gateway running a supplied swanctl.conf names them as
+    its author did, so there the SA is the one with the tunnel's peer."""
+    if tunnel in node_sas or "swanctl.conf" not in lab.nodes[node].supplied:
+        return node_sas.get(tunnel)
+    peer = lab.tunnels[tunnel].side(node)[1]
+    for sa in node_sas.values():
+        if sa.get("remote-host") in (str(peer.public_address), str(peer.address)):
+            return sa
+    return None
+
+
 def sa_problems(lab: Lab, sas: dict[str, dict[str, dict]]) -> list[Problem]:
     """Pure: what is missing, given each gateway's IKE SAs by connection name."""
     problems = []
     for t in lab.tunnels.values():
         for ep in (t.provider, t.customer):
-            sa = sas[ep.node].get(t.name)
+            sa = tunnel_sa(lab, t.name, ep.node, sas[ep.node])
             if sa is None:
                 problems.append(Problem("ike", ep.node, f"no IKE SA on {ep.node}", t.name))
                 continue
@@ -53,6 +66,19 @@ def sa_problems(lab: Lab, sas: dict[str, dict[str, dict]]) -> list[Problem]:
                 for c in sa.get("child-sas", {}).values()
                 if c.get("state") == "INSTALLED"
             }
+            if "swanctl.conf" in lab.nodes[ep.node].supplied:
+                # CHILD_SAs named by the file's author: count them.
+                want = len(t.child_sas(ep.node))
+                if len(installed) < want:
+                    problems.append(
+                        Problem(
+                            "ike",
+                            ep.node,
+                            f"{len(installed)} of {want} CHILD_SAs installed on {ep.node}",
+                            t.name,
+                        )
+                    )
+                continue
             problems += [
                 Problem("ike", ep.node, f"CHILD_SA {c.name} not installed on {ep.node}", t.name)
                 for c in t.child_sas(ep.node)

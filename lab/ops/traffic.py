@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 from lab.core.parallel import by_key
 from lab.daemons import nftables
 from lab.daemons.nftables import Chain
+from lab.observe.convergence import tunnel_sa
 from lab.ops.ping import ping_argv, ping_summary
 from lab.session.handle import RunningLab
 from lab.topology.model import Endpoint, Lab
@@ -57,7 +58,7 @@ def packets(running: RunningLab) -> dict[tuple[str, str], tuple[int, int]]:
     out = {}
     for t in running.lab.tunnels.values():
         for ep in (t.provider, t.customer):
-            sa = sas[ep.node].get(t.name, {})
+            sa = tunnel_sa(running.lab, t.name, ep.node, sas[ep.node]) or {}
             children = sa.get("child-sas", {}).values()
             out[(t.name, ep.node)] = (
                 sum(int(c.get("packets-in", 0)) for c in children),

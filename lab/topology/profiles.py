@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lab.core.errors import InputError, TopologyError
 from lab.core.shipped import PROFILES, shipped
 from lab.topology.model import Lab
-from lab.topology.proposals import AEAD, DH, ENCRYPTION, INTEGRITY
+from lab.topology.proposals import AEAD, DH, ENCRYPTION, INTEGRITY, PRF, check_proposal
 from lab.topology.yamlfile import load_yaml, read_text, validate
 
 ROUTED = {"static": "statically", "bgp": "BGP"}
@@ -68,16 +68,27 @@ class Algorithms(Strict):
             out.append("-".join([*aead, *prfs, *self.dh_groups]))
         return out
 
-    def allows(self, encryption: str, integrity: str | None, dh: str | None) -> list[str]:
-        """What of a negotiated (encryption, integrity, DH group) is outside; [] if none."""
+    def outside(self, proposal: str) -> list[str]:
+        """The algorithms of ``proposal`` (strongSwan keywords) this phase does not allow."""
+        words = proposal.split("-")
         out = []
-        if encryption not in self.encryption:
-            out.append(f"encryption {encryption}")
-        if integrity and integrity not in self.integrity:
-            out.append(f"integrity {integrity}")
-        if dh and dh not in self.dh_groups:
-            out.append(f"DH group {dh}")
-        return out
+        for word in words:
+            if word in ENCRYPTION and word not in self.encryption:
+                out.append(f"encryption {word}")
+            elif word in INTEGRITY and word not in self.integrity:
+                out.append(f"integrity {word}")
+            elif word in DH and word not in self.dh_groups:
+                out.append(f"DH group {word}")
+            elif word in PRF and word.removeprefix("prf") not in self.integrity:
+                out.append(f"PRF {word}")
+        return sorted(set(out))
+
+
+class Recommended(Strict):
+    """What the provider's own templates offer unless the form says otherwise."""
+
+    ike: list[str]
+    esp: list[str]
 
 
 class Lifetimes(Strict):
@@ -160,6 +171,7 @@ class Profile(Strict):
     ike_versions: list[Literal[1, 2]]
     ike: Algorithms
     esp: Algorithms
+    recommended: Recommended
     lifetimes: Lifetimes
     subnets: Subnets = Subnets()
     inside: Inside
@@ -185,6 +197,11 @@ class Profile(Strict):
                 f"lab.gateways: {self.tunnels.max} tunnels need as many gateways "
                 f"({len(self.lab.gateways)} given)"
             )
+        for phase, allowed, esp in (("ike", self.ike, False), ("esp", self.esp, True)):
+            for proposal in getattr(self.recommended, phase):
+                why = check_proposal(proposal, esp=esp) or ", ".join(allowed.outside(proposal))
+                if why:
+                    raise ValueError(f"recommended.{phase}: {proposal}: {why}")
         for name, svc in self.services.items():
             if svc.tunnel is not None and not 1 <= svc.tunnel <= self.tunnels.max:
                 raise ValueError(f"services.{name}.tunnel: no tunnel {svc.tunnel}")
@@ -215,10 +232,14 @@ def _find(name: str) -> Path | None:
     return None
 
 
+# Replaced as a whole by a profile that extends another, not merged key by key.
+WHOLE = {"services", "nodes", "segments", "gateways"}
+
+
 def _merged(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "services":
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in WHOLE:
             out[key] = _merged(out[key], value)
         else:
             out[key] = value

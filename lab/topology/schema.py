@@ -148,7 +148,7 @@ class Psk(Strict):
         return v
 
 
-def _psk_input(value: object) -> object:
+def psk_input(value: object) -> object:
     """A PSK is a string or ``{env: VAR}``; say so, without echoing what was given."""
     if value is None or isinstance(value, str | SecretStr | Psk):
         return value
@@ -184,7 +184,7 @@ class TunnelSettings(Strict):
         description="close a CHILD_SA after this long without traffic either way "
         "(0: never, the default)",
     )
-    psk: Annotated[SecretStr | Psk | None, BeforeValidator(_psk_input)] = None
+    psk: Annotated[SecretStr | Psk | None, BeforeValidator(psk_input)] = None
 
     @field_validator("ike_proposals", "esp_proposals")
     @classmethod

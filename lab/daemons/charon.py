@@ -144,6 +144,14 @@ class Charon:
         except OSError:
             return []
 
+    def list_conns(self) -> dict[str, dict]:
+        """The loaded connections as charon holds them, by name; {} if it does not answer."""
+        try:
+            with self.session() as s:
+                return {k: v for conn in s.list_conns() for k, v in decode(conn).items()}
+        except OSError:
+            return {}
+
     def ike_sas(self) -> dict[str, dict]:
         """IKE SAs by connection name (the newest wins when there are duplicates)."""
         out: dict[str, dict] = {}

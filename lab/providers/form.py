@@ -52,8 +52,12 @@ class Form(BaseModel):
     psk: list[KnownPsk] | None = Field(
         None, description="one pre-shared key per tunnel, or {env: VAR} (default: generated)"
     )
-    proposals: Proposals = Proposals()
-    lifetimes: Lifetimes = Lifetimes()
+    proposals: Proposals = Field(
+        Proposals(), description="what the gateway offers: {ike: [...], esp: [...]}"
+    )
+    lifetimes: Lifetimes = Field(
+        Lifetimes(), description="phase 1 and phase 2 lifetimes: {ike: 8h, child: 1h}"
+    )
     dpd_delay: Seconds = Field(10, description="the customer gateway's DPD interval")
     nat_egress: bool = Field(False, description="non-VPN egress through the NAT gateway")
 

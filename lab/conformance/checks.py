@@ -1,0 +1,377 @@
+"""The conformance checks. Each returns results that say what was expected, what was
+seen, and the verdict; the lab checks read the real daemons (vici, vtysh JSON, SA counters,
+nftables counters), the template checks read the rendered bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Literal
+
+from lab.core.parallel import by_key
+from lab.observe.convergence import sa_problems, tunnel_sa
+from lab.ops import failover as failover_ops
+from lab.ops.traffic import count, counted, hosts_behind, packets, ping
+from lab.providers import swanctl_file
+from lab.providers.plan import CUSTOMER_SITE, GATEWAY, Plan
+from lab.providers.setup import Prepared
+from lab.session.handle import RunningLab
+from lab.topology.proposals import keywords
+
+Verdict = Literal["pass", "fail", "skip"]
+COUNT = 5  # pings per reachability check
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str  # what kind of check: "tunnel up", "service", ...
+    subject: str  # what it was about: "tunnel1", "web-services", ...
+    expected: str
+    seen: str
+    verdict: Verdict
+    why: str = ""  # on failure: the cause, where it is known
+
+    @property
+    def name(self) -> str:
+        return f"{self.check}: {self.subject}"
+
+
+def _verdict(ok: bool) -> Verdict:
+    return "pass" if ok else "fail"
+
+
+# the bundle, before any lab ---------------------------------------------------------------
+def template_checks(p: Prepared) -> list[Result]:
+    """The rendered swanctl.conf: one connection per tunnel, and only proposals the
+    profile allows."""
+    conf = swanctl_file.parse(p.bundle["swanctl.conf"], f"{p.templates}/swanctl.conf.j2")
+    offered = swanctl_file.offered(conf)
+    out = [
+        Result(
+            "template",
+            "tunnels",
+            f"{p.form.tunnels} connection(s), one per tunnel",
+            f"{len(offered)} connection(s): {', '.join(offered) or 'none'}",
+            _verdict(len(offered) == p.form.tunnels),
+            ""
+            if len(offered) == p.form.tunnels
+            else f"the template configures {len(offered)} tunnel(s) where the "
+            f"{p.profile.name} profile and the form ask for {p.form.tunnels}",
+        )
+    ]
+    for conn, phases in offered.items():
+        bad = []
+        for phase, allowed in (("ike", p.profile.ike), ("esp", p.profile.esp)):
+            for proposal in phases[phase]:
+                if proposal == "default":
+                    bad.append(f"{phase} 'default' (strongSwan's own list, not the profile's)")
+                elif outside := allowed.outside(proposal):
+                    bad.append(f"{phase} {proposal} ({', '.join(outside)})")
+        out.append(
+            Result(
+                "template proposals",
+                conn,
+                f"only what the {p.profile.name} profile allows",
+                ", ".join(f"{ph} {', '.join(v)}" for ph, v in phases.items()),
+                _verdict(not bad),
+                f"offers outside the {p.profile.name} profile: {'; '.join(bad)}" if bad else "",
+            )
+        )
+    return out
+
+
+# the lab ----------------------------------------------------------------------------------
+def _provider_sas(running: RunningLab) -> dict[str, dict]:
+    """tunnel -> the provider's IKE SA for it ({} if none)."""
+    lab = running.lab
+    nodes = sorted({t.provider.node for t in lab.tunnels.values()})
+    sas = by_key(lambda n: running.charon(n).ike_sas(), nodes)
+    return {
+        t.name: tunnel_sa(lab, t.name, t.provider.node, sas[t.provider.node]) or {}
+        for t in lab.tunnels.values()
+    }
+
+
+def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[Result]:
+    gateways = sorted(
+        {ep.node for t in running.lab.tunnels.values() for ep in (t.provider, t.customer)}
+    )
+    sas = by_key(lambda n: running.charon(n).ike_sas(), gateways)
+    problems = sa_problems(running.lab, sas)
+    out = []
+    for t in running.lab.tunnels.values():
+        mine = [str(p.text) for p in problems if p.tunnel == t.name]
+        out.append(
+            Result(
+                "tunnel up",
+                t.name,
+                "IKE SA established, CHILD_SAs installed on both gateways",
+                "; ".join(mine) or "established and installed",
+                _verdict(not mine),
+                _cause(bringup_error, t.name) if mine else "",
+            )
+        )
+    return out
+
+
+def _cause(error: str | None, tunnel: str) -> str:
+    """The bring-up's diagnosis lines for ``tunnel`` (its 'cause:' lines)."""
+    if not error:
+        return ""
+    causes = [
+        line.strip().removeprefix("cause: ")
+        for line in error.splitlines()
+        if line.strip().startswith("cause:") and (tunnel in line or "tunnel" not in line)
+    ]
+    return "; ".join(causes) or error.splitlines()[0]
+
+
+def proposals(running: RunningLab, plan: Plan) -> list[Result]:
+    """What each tunnel negotiated (as vici reports it), inside the profile's policy."""
+    out = []
+    for name, sa in _provider_sas(running).items():
+        if sa.get("state") != "ESTABLISHED":
+            out.append(Result("proposals", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
+            continue
+        seen = [("ike", keywords(sa), plan.profile.ike)]
+        seen += [
+            ("esp", keywords(c), plan.profile.esp)
+            for c in sa.get("child-sas", {}).values()
+            if c.get("state") == "INSTALLED"
+        ]
+        bad = [f"{ph} {kw}: {', '.join(a.outside(kw))}" for ph, kw, a in seen if a.outside(kw)]
+        out.append(
+            Result(
+                "proposals",
+                name,
+                f"inside the {plan.profile.name} profile's policy",
+                ", ".join(f"{ph} {kw}" for ph, kw, _ in seen),
+                _verdict(not bad),
+                "; ".join(bad),
+            )
+        )
+    return out
+
+
+def routes(running: RunningLab, plan: Plan) -> list[Result]:
+    return (
+        _static_routes(running, plan)
+        if plan.form.routing == "static"
+        else _bgp_routes(running, plan)
+    )
+
+
+def _static_routes(running: RunningLab, plan: Plan) -> list[Result]:
+    """The selectors each tunnel negotiated: the services' subnets on the provider's side,
+    the form's subnets on the customer's."""
+    out = []
+    sas = _provider_sas(running)
+    for t in plan.lab.tunnels.values():
+        children = [
+            c for c in sas[t.name].get("child-sas", {}).values() if c.get("state") == "INSTALLED"
+        ]
+        local = {IPv4Network(n) for c in children for n in c.get("local-ts", [])}
+        remote = {IPv4Network(n) for c in children for n in c.get("remote-ts", [])}
+        want_local, want_remote = set(t.provider.ts), set(t.customer.ts)
+        missing = [f"provider side {n}" for n in sorted(want_local - local)]
+        missing += [f"customer side {n}" for n in sorted(want_remote - remote)]
+        out.append(
+            Result(
+                "routes",
+                t.name,
+                f"selectors {_nets(want_local)} <-> {_nets(want_remote)}",
+                f"selectors {_nets(local)} <-> {_nets(remote)}" if children else "no CHILD_SA",
+                _verdict(not missing and bool(children)),
+                f"the negotiated selectors leave out {', '.join(missing)}" if missing else "",
+            )
+        )
+    return out
+
+
+def _bgp_routes(running: RunningLab, plan: Plan) -> list[Result]:
+    """Each side learns the other's prefixes over each tunnel's BGP session."""
+    out = []
+    tables = by_key(
+        lambda n: running.frr(n).show("show bgp ipv4 unicast").get("routes", {}),
+        sorted({GATEWAY, *(t.provider.node for t in plan.lab.tunnels.values())}),
+    )
+    for t in plan.lab.tunnels.values():
+        for side, node, peer, want in (
+            ("provider", t.provider.node, t.customer, plan.form.subnets),
+            ("customer", GATEWAY, t.provider, [n for n in t.provider.ts if n.prefixlen < 32]),
+        ):
+            learned = {
+                IPv4Network(prefix)
+                for prefix, paths in tables[node].items()
+                if any(p.get("peerId") == str(peer.inside.ip) for p in paths)
+            }
+            missing = sorted(set(want) - learned)
+            out.append(
+                Result(
+                    "routes",
+                    f"{t.name} {side}",
+                    f"{side} learns {_nets(want)} from {peer.inside.ip}",
+                    f"learned {_nets(learned)}",
+                    _verdict(not missing),
+                    f"not announced over {t.name}: {_nets(missing)}" if missing else "",
+                )
+            )
+    return out
+
+
+def _nets(nets) -> str:
+    return ", ".join(str(n) for n in sorted(nets)) or "none"
+
+
+def services(running: RunningLab, plan: Plan) -> list[Result]:
+    """Every service the form lists answers from a customer host, through its own tunnel
+    (split profiles) and not through the other, as the provider's SA counters show."""
+    lab = plan.lab
+    first = next(iter(lab.tunnels.values()))
+    src, _ = hosts_behind(lab, first.customer)[0]
+    out = []
+    for name in plan.services:
+        svc = plan.profile.services[name]
+        own = f"tunnel{svc.tunnel}" if svc.tunnel else None
+        before = packets(running)
+        result = ping(running, src, svc.host, COUNT)
+        after = packets(running)
+        grew = {
+            t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
+            for t in lab.tunnels.values()
+        }
+        carriers = sorted(t for t, n in grew.items() if n >= COUNT)
+        if own:
+            expected = f"{COUNT}/{COUNT} replies, through {own} only"
+            ok = result.received == COUNT and carriers == [own]
+        else:
+            expected = f"{COUNT}/{COUNT} replies, through a tunnel"
+            ok = result.received == COUNT and bool(carriers)
+        why = ""
+        if not ok:
+            covering = [
+                t.name
+                for t in lab.tunnels.values()
+                if any(svc.subnet.subnet_of(n) for n in t.provider.ts)
+            ]
+            why = (
+                f"{svc.subnet} should be carried by {own or ' or '.join(covering)}; "
+                f"see the routes check for what the tunnels negotiated"
+            )
+        out.append(
+            Result(
+                "service",
+                f"{name} ({svc.host})",
+                expected,
+                f"{result.received}/{result.sent} replies from {src}, "
+                f"decrypted by the provider per tunnel: {grew}",
+                _verdict(ok),
+                why,
+            )
+        )
+    return out
+
+
+def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
+    """Tunnel 1 fails (its gateways stop hearing each other); traffic moves to tunnel 2
+    within the bound the timers give."""
+    lab = plan.lab
+    if len(lab.tunnels) < 2:
+        return [
+            Result(
+                "failover",
+                "tunnel1",
+                "a second tunnel",
+                "one tunnel",
+                "skip",
+                "nothing to fail over to",
+            )
+        ]
+    if plan.profile.split():
+        return [
+            Result(
+                "failover",
+                "tunnel1",
+                "-",
+                f"{plan.profile.name} splits services between the tunnels",
+                "skip",
+                "each tunnel carries its own services: there is no failover between them",
+            )
+        ]
+    if not tunnels_ok:
+        return [
+            Result(
+                "failover", "tunnel1", "both tunnels up", "not all up", "skip", "needs both tunnels"
+            )
+        ]
+    m = failover_ops.measure(running, "tunnel1", "block")
+    r = m.result
+    recovered = r.longest is None or r.longest.recovered
+    ok = recovered and m.bound.holds(r.outage)
+    why = "" if ok else _failover_why(running, plan, m.bound.seconds, r.outage)
+    failover_ops.restore(running)
+    return [
+        Result(
+            "failover",
+            "tunnel1 -> tunnel2",
+            f"outage at most {m.bound}",
+            r.summary(),
+            _verdict(ok),
+            why,
+        )
+    ]
+
+
+def _failover_why(running: RunningLab, plan: Plan, bound: float | None, outage: float) -> str:
+    conns = running.charon(GATEWAY).list_conns()
+    silent = [name for name, c in conns.items() if not _seconds(c.get("dpd_delay"))]
+    if silent:
+        return (
+            f"the customer's swanctl.conf runs {', '.join(silent)} without DPD (no dpd_delay): "
+            "its side never notices that tunnel 1 is dead and keeps sending into it"
+        )
+    return f"the outage ({outage:.1f}s) outlasted what the timers allow ({bound}s)"
+
+
+def _seconds(value: object) -> int:
+    try:
+        return int(str(value or "0").rstrip("s"))
+    except ValueError:
+        return 0
+
+
+def nat_egress(running: RunningLab, plan: Plan) -> list[Result]:
+    """A provider host reaches an internet host, which sees the NAT gateway's public IP."""
+    egress = plan.profile.nat_egress
+    if egress is None:
+        return []
+    lab = plan.lab
+    public = _internet_address(plan, egress.gateway)
+    probe = _internet_address(plan, egress.probe)
+    src = next(
+        n.name
+        for n in lab.nodes.values()
+        if n.role == "host" and n.site_kind == "provider" and n.site != CUSTOMER_SITE
+    )
+    count(
+        running, egress.probe, {"from_nat": f"ip saddr {public}", "icmp": "icmp type echo-request"}
+    )
+    result = ping(running, src, probe, COUNT)
+    seen = counted(running, egress.probe)
+    ok = result.received == COUNT and seen["from_nat"] == seen["icmp"] == COUNT
+    return [
+        Result(
+            "nat egress",
+            f"{src} -> {egress.probe}",
+            f"{COUNT}/{COUNT} replies, every request from {public}",
+            f"{result.received}/{result.sent} replies; {egress.probe} saw {seen['icmp']} requests, "
+            f"{seen['from_nat']} from {public}",
+            _verdict(ok),
+        )
+    ]
+
+
+def _internet_address(plan: Plan, node: str) -> str:
+    iface = next(i for i in plan.lab.nodes[node].interfaces if i.segment == "internet")
+    return str(iface.address.ip)

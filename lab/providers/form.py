@@ -59,6 +59,9 @@ class Form(BaseModel):
         Lifetimes(), description="phase 1 and phase 2 lifetimes: {ike: 8h, child: 1h}"
     )
     dpd_delay: Seconds = Field(10, description="the customer gateway's DPD interval")
+    dpd_timeout: Seconds = Field(
+        30, description="IKEv1: how long the gateway waits for a DPD answer"
+    )
     nat_egress: bool = Field(False, description="non-VPN egress through the NAT gateway")
 
     def extras(self) -> dict[str, object]:

@@ -149,7 +149,7 @@ def _tunnels(form: Form, p: Profile, file: str) -> dict:
             "node": GATEWAY,
             "ike_proposals": form.proposals.ike or p.recommended.ike,
             "esp_proposals": form.proposals.esp or p.recommended.esp,
-            "dpd": {"delay": form.dpd_delay},
+            "dpd": {"delay": form.dpd_delay, "timeout": form.dpd_timeout},
             **lifetimes,
         }
         tunnel: dict = {"provider": provider, "customer": customer, "psk": keys[n - 1]}

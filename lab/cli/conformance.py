@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from lab.cli.common import main, out
 from lab.cli.forms import templates_option
+from lab.core.errors import InputError
 from lab.topology.choices import AUTO, RUNTIMES
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim"}
@@ -35,6 +37,12 @@ VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim"}
 )
 @click.option("--jobs", "-j", default=1, show_default=True, help="labs side by side")
 @click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N slices")
+@click.option(
+    "--prefix",
+    default="cf",
+    show_default=True,
+    help="lab names are PREFIX-<form>: runs sharing a machine need different ones",
+)
 def conformance(
     path: Path,
     templates: Path | None,
@@ -43,6 +51,7 @@ def conformance(
     junit: Path | None,
     jobs: int,
     shard: str | None,
+    prefix: str,
 ) -> None:
     """Bring up the provider side of each FORM's profile and a customer gateway running
     exactly the rendered templates; check tunnels, negotiated proposals, routes, services,
@@ -59,7 +68,11 @@ def conformance(
         out.print(f"shard {i}/{n}: {len(forms)} form(s)")
     kind, why = choose(runtime)
     out.print(f"{len(forms)} form(s) on the {kind} runtime ({why}), {jobs} at a time")
-    reports = batch.run_all(forms, templates, runtime=kind, keep=keep, jobs=jobs, done=_show)
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", prefix):
+        raise InputError("--prefix", "1-8 lowercase letters and digits, starting with a letter")
+    reports = batch.run_all(
+        forms, templates, runtime=kind, keep=keep, jobs=jobs, prefix=prefix, done=_show
+    )
     if junit:
         junit_xml.write(reports, junit)
         out.print(f"JUnit report: {junit}")

@@ -41,11 +41,11 @@ def shard(forms: list[Path], i: int, n: int) -> list[Path]:
     return forms[i - 1 :: n]
 
 
-def lab_names(forms: list[Path]) -> dict[Path, str]:
+def lab_names(forms: list[Path], prefix: str = "cf") -> dict[Path, str]:
     """A distinct lab name per form, so that runs side by side do not collide."""
     names: dict[Path, str] = {}
     for index, form in enumerate(forms, start=1):
-        name = lab_name(form)
+        name = lab_name(form, prefix)
         if name in names.values():
             name = f"{name[:20]}-{index}"
         names[form] = name
@@ -64,11 +64,12 @@ def run_all(
     runtime: str,
     keep: bool = False,
     jobs: int = 1,
+    prefix: str = "cf",
     done: Callable[[Report], None] = lambda r: None,
 ) -> list[Report]:
     """Every form's report, in the forms' order; ``jobs`` labs at a time, each in a
-    process of its own."""
-    names = lab_names(forms)
+    process of its own. Lab names are ``<prefix>-<form>``."""
+    names = lab_names(forms, prefix)
     work = [(f, templates, runtime, keep, names[f]) for f in forms]
     if jobs <= 1 or len(forms) == 1:
         reports = []

@@ -140,6 +140,7 @@ def _subnets(form: Form, p: Profile) -> list[Finding]:
         for what, theirs in provider.items():
             if net.overlaps(theirs):
                 out.append(_error(field, f"{net} overlaps the provider's {what} {theirs}"))
+                break  # one is enough: the services sit inside the segments
         if net.overlaps(LINK_LOCAL):
             out.append(_error(field, f"{net} overlaps 169.254.0.0/16 (tunnel inside addresses)"))
         if form.gateway_ip in net:

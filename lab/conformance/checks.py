@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Literal
 
+from lab.core.errors import WaitTimeout
 from lab.core.parallel import by_key
 from lab.observe.convergence import sa_problems, tunnel_sa
 from lab.ops import failover as failover_ops
@@ -274,64 +275,80 @@ def services(running: RunningLab, plan: Plan) -> list[Result]:
 
 
 def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
-    """Tunnel 1 fails (its gateways stop hearing each other); traffic moves to tunnel 2
-    within the bound the timers give."""
+    """The tunnel the customer's traffic takes fails (its gateways stop hearing each other);
+    traffic moves to the other within the bound the timers give, and the failed tunnel
+    comes back once the fault is cleared."""
     lab = plan.lab
+    skip = None
     if len(lab.tunnels) < 2:
-        return [
-            Result(
-                "failover",
-                "tunnel1",
-                "a second tunnel",
-                "one tunnel",
-                "skip",
-                "nothing to fail over to",
-            )
-        ]
-    if plan.profile.split():
-        return [
-            Result(
-                "failover",
-                "tunnel1",
-                "-",
-                f"{plan.profile.name} splits services between the tunnels",
-                "skip",
-                "each tunnel carries its own services: there is no failover between them",
-            )
-        ]
-    if not tunnels_ok:
-        return [
-            Result(
-                "failover", "tunnel1", "both tunnels up", "not all up", "skip", "needs both tunnels"
-            )
-        ]
-    m = failover_ops.measure(running, "tunnel1", "block")
+        skip = ("a second tunnel", "one tunnel", "nothing to fail over to")
+    elif plan.profile.split():
+        skip = (
+            "-",
+            f"{plan.profile.name} splits services between the tunnels",
+            "each tunnel carries its own services: there is no failover between them",
+        )
+    elif not tunnels_ok:
+        skip = ("both tunnels up", "not all up", "needs both tunnels")
+    if skip:
+        return [Result("failover", "tunnels", *skip[:2], "skip", skip[2])]
+    active = _active_tunnel(running, plan)
+    other = next(t for t in lab.tunnels if t != active)
+    m = failover_ops.measure(running, active, "block")
     r = m.result
-    recovered = r.longest is None or r.longest.recovered
-    ok = recovered and m.bound.holds(r.outage)
-    why = "" if ok else _failover_why(running, plan, m.bound.seconds, r.outage)
-    failover_ops.restore(running)
-    return [
+    ok = (r.longest is None or r.longest.recovered) and m.bound.holds(r.outage)
+    out = [
         Result(
             "failover",
-            "tunnel1 -> tunnel2",
+            f"{active} -> {other}",
             f"outage at most {m.bound}",
             r.summary(),
             _verdict(ok),
-            why,
+            "" if ok else _failover_why(running, active, m.bound.seconds, r.outage),
         )
     ]
+    expected = "back once the fault is cleared"
+    try:
+        took = failover_ops.restore(running)
+    except WaitTimeout as exc:
+        seen = str(exc).splitlines()[-1]
+        why = _failover_why(running, active, None, None)
+        out.append(Result("failover", f"{active} recovery", expected, seen, "fail", why))
+    else:
+        out.append(Result("failover", f"{active} recovery", expected, f"after {took:.1f}s", "pass"))
+    return out
 
 
-def _failover_why(running: RunningLab, plan: Plan, bound: float | None, outage: float) -> str:
+def _active_tunnel(running: RunningLab, plan: Plan) -> str:
+    """The tunnel the customer's traffic to the first service takes now (the provider's
+    SA counters say which decrypted it); tunnel1 if none did."""
+    t1 = next(iter(plan.lab.tunnels.values()))
+    src, _ = hosts_behind(plan.lab, t1.customer)[0]
+    before = packets(running)
+    ping(running, src, plan.profile.services[plan.services[0]].host, COUNT)
+    after = packets(running)
+    grew = {
+        t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
+        for t in plan.lab.tunnels.values()
+    }
+    busiest = max(grew, key=grew.__getitem__)
+    return busiest if grew[busiest] else t1.name
+
+
+def _failover_why(
+    running: RunningLab, tunnel: str, bound: float | None, outage: float | None
+) -> str:
+    """Why traffic did not move (or come back): the customer's loaded config, as vici says."""
     conns = running.charon(GATEWAY).list_conns()
     silent = [name for name, c in conns.items() if not _seconds(c.get("dpd_delay"))]
     if silent:
         return (
             f"the customer's swanctl.conf runs {', '.join(silent)} without DPD (no dpd_delay): "
-            "its side never notices that tunnel 1 is dead and keeps sending into it"
+            f"its side never notices that {tunnel} is dead and keeps using its SA"
         )
-    return f"the outage ({outage:.1f}s) outlasted what the timers allow ({bound}s)"
+    if outage is not None:
+        return f"the outage ({outage:.1f}s) outlasted what the timers allow ({bound}s)"
+    return f"{tunnel} did not come back within 30s of the fault being cleared"
 
 
 def _seconds(value: object) -> int:

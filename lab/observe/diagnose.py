@@ -14,7 +14,6 @@ from functools import wraps
 from typing import Literal
 
 from lab.core.parallel import by_key
-from lab.daemons.charon import decode
 from lab.observe.convergence import tunnel_problems
 from lab.session.handle import RunningLab
 from lab.topology.proposals import logged_keywords
@@ -336,15 +335,6 @@ def dpd_off_one_side(t: TunnelEvidence) -> Finding | None:
 
 
 # entry point ---------------------------------------------------------------------------------
-def list_conns(running: RunningLab, node: str) -> dict[str, dict]:
-    """vici list-conns by connection name; empty if charon does not answer."""
-    try:
-        with running.charon(node).session() as s:
-            return {k: v for conn in s.list_conns() for k, v in decode(conn).items()}
-    except OSError:
-        return {}
-
-
 def _log_lines(running: RunningLab, node: str) -> list[LogLine]:
     try:
         return parse_log(node, running.charon(node).log_text())
@@ -359,7 +349,7 @@ def evidence(running: RunningLab, down: set[str] | None = None) -> list[TunnelEv
     nodes = sorted(
         {n for t in running.lab.tunnels.values() for n in (t.provider.node, t.customer.node)}
     )
-    conns = by_key(lambda n: list_conns(running, n), nodes)
+    conns = by_key(lambda n: running.charon(n).list_conns(), nodes)
     logs = by_key(lambda n: _log_lines(running, n), nodes)
     out = []
     for t in running.lab.tunnels.values():

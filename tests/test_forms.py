@@ -354,3 +354,30 @@ def test_form_errors_stop_prepare_before_anything_runs(tmp_path):
 def test_shipped_data_is_found_in_the_repository():
     assert (shipped(PROFILES) / "templates" / "strongswan" / "swanctl.conf.j2").is_file()
     assert Path(shipped(PROFILES)).name == "profiles"
+
+
+def test_conformance_refuses_bad_input_with_exit_2_before_any_lab(tmp_path):
+    """A misspelled template variable and a form breaking its profile's rules: exit 2,
+    each naming file and field, and no lab was ever started."""
+    from lab.session import state
+
+    before = set(state.names())
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    text = (shipped_templates("strongswan") / "swanctl.conf.j2").read_text()
+    (templates / "swanctl.conf.j2").write_text(text.replace("{{ t.psk }}", "{{ t.pks }}"))
+    typo = CliRunner().invoke(
+        main,
+        [
+            *("conformance", str(EXAMPLES / "thredd.yaml")),
+            *("--templates", str(templates), "--runtime", "netns"),
+        ],
+    )
+    assert typo.exit_code == 2, typo.output
+    assert "swanctl.conf.j2: line" in typo.output and "undefined variable tunnel.pks" in typo.output
+    bgp = tmp_path / "thredd-bgp.yaml"
+    bgp.write_text(yaml.safe_dump({**THREDD, "routing": "bgp", "asn": 65010}))
+    refused = CliRunner().invoke(main, ["conformance", str(bgp), "--runtime", "netns"])
+    assert refused.exit_code == 2
+    assert "routing: the thredd profile routes VPNs statically" in refused.output
+    assert set(state.names()) == before

@@ -92,9 +92,9 @@ def _show(report) -> None:
         highlight=False,
     )
     for w in report.warnings:
-        out.print(f"  [yellow]warning[/]: {escape(str(w))}", highlight=False)
+        out.print(f"  [yellow]warning[/]: {escape(str(w))}", highlight=False, soft_wrap=True)
     if report.error:
-        out.print(f"  [bold red]error[/]: {escape(report.error)}", highlight=False)
+        out.print(f"  [bold red]error[/]: {escape(report.error)}", highlight=False, soft_wrap=True)
     if not report.results:
         return
     table = Table(show_lines=False, pad_edge=False)

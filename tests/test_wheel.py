@@ -100,6 +100,12 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     expected = {"lab/_data/images/Dockerfile"}
     expected |= {f"lab/_data/topologies/{p.name}" for p in (ROOT / "topologies").glob("*.yaml")}
     expected |= {
+        f"lab/_data/{p.relative_to(ROOT).as_posix()}"
+        for p in (ROOT / "profiles").rglob("*")
+        if p.is_file()
+    }
+    assert "lab/_data/profiles/templates/strongswan/swanctl.conf.j2" in expected
+    expected |= {
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "lab" / "render" / "templates").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
@@ -108,7 +114,7 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     # swanctl.conf is written by lab/render/swanctl.py; strongswan.conf is the template
     assert "lab/render/templates/strongswan/strongswan.conf.j2" in expected
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
-    top_level = sorted(n for n in names if n.split("/")[0] in ("topologies", "images"))
+    top_level = sorted(n for n in names if n.split("/")[0] in ("topologies", "images", "profiles"))
     assert not top_level, f"shipped data at the wheel's top level: {top_level}"
 
 
@@ -142,3 +148,22 @@ def test_installed_cli_lists_topologies(installed: Installed):
     proc = installed.run(str(installed.bin / "vpnlab"), "topologies")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert TOPOLOGY in proc.stdout.split()
+
+
+def test_installed_package_renders_a_form_from_its_own_profiles(installed: Installed, tmp_path):
+    """Profiles, the shipped templates and the example forms come from the wheel."""
+    form = installed.venv / "form.yaml"
+    proc = installed.run(
+        str(installed.python),
+        "-c",
+        "from lab.core.shipped import shipped\n"
+        "print(shipped('profiles') / 'examples' / 'tray-bgp.yaml')\n",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    example = Path(proc.stdout.strip())
+    assert example.resolve().is_relative_to(installed.venv.resolve())
+    form.write_text(example.read_text())
+    out = tmp_path / "bundle"
+    proc = installed.run(str(installed.bin / "vpnlab"), "form", "render", str(form), "-o", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "router bgp 65001" in (out / "customer" / "frr.conf").read_text()

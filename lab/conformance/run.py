@@ -13,7 +13,7 @@ from pathlib import Path
 from lab.conformance import checks
 from lab.conformance.checks import Result
 from lab.core.errors import ConvergenceFailed, InputError, VpnlabError
-from lab.core.paths import STATE_ROOT
+from lab.core.paths import WORK_ROOT
 from lab.ops.bringup import up
 from lab.providers.rules import Finding
 from lab.providers.setup import FormRejected, prepare
@@ -21,7 +21,7 @@ from lab.session.handle import RunningLab
 from lab.topology import load_lab
 
 Progress = Callable[[str], None]
-WORK = STATE_ROOT / "conformance"  # each run's topology and customer bundle (0600)
+WORK = WORK_ROOT / "conformance"  # each run's topology and customer bundle (0600)
 
 
 @dataclass

@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 
 STATE_ROOT = Path(os.environ.get("VPNLAB_STATE", "/var/lib/vpnlab"))
+# Files a run makes before its lab exists (a conformance run's topology and customer
+# bundle, keys included): beside the labs, never taken for one, removed by destroy --all.
+WORK_ROOT = STATE_ROOT / ".work"
 
 
 def lab_dir(name: str) -> Path:

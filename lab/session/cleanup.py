@@ -7,9 +7,10 @@ root, daemons whose command line or config points into that root.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from lab.core.paths import STATE_ROOT
+from lab.core.paths import STATE_ROOT, WORK_ROOT
 from lab.runtime.netns import destroy_namespaces, kill, lab_namespaces
 from lab.session import state
 
@@ -41,7 +42,9 @@ def destroy_all() -> dict[str, list]:
     labs = state.names()
     for name in labs:
         state.remove(name)
-    return {"namespaces": namespaces, "processes": killed, **docker, "state": labs}
+    work = [str(p) for p in WORK_ROOT.iterdir()] if WORK_ROOT.is_dir() else []
+    shutil.rmtree(WORK_ROOT, ignore_errors=True)
+    return {"namespaces": namespaces, "processes": killed, **docker, "state": labs + work}
 
 
 def leftovers(name: str) -> list[str]:
@@ -64,6 +67,8 @@ def destroy_lab(name: str) -> None:
     destroy_namespaces(lab_namespaces(name))
     _docker_leftovers(name)
     state.remove(name)
+    for work in WORK_ROOT.glob(f"*/{name}"):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _docker_leftovers(lab: str | None = None) -> dict[str, list[str]]:

@@ -150,7 +150,9 @@ def changing(name: str) -> Iterator[LabState]:
 
 def names() -> list[str]:
     root = STATE_ROOT
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def remove(name: str) -> None:

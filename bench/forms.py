@@ -61,9 +61,17 @@ def main() -> None:
                 per_min = 60 * len(forms) / wall
                 base = base or per_min
                 passed = sum(r.passed for r in reports)
+                speedup = f"{per_min / base:.2f}x"
                 rows.append(
-                    [kind, str(jobs), str(len(forms)), str(passed), f"{wall:.1f}"]
-                    + [f"{per_min:.2f}", f"{per_min / base:.2f}x"]
+                    [
+                        kind,
+                        str(jobs),
+                        str(len(forms)),
+                        str(passed),
+                        f"{wall:.1f}",
+                        f"{per_min:.2f}",
+                        speedup,
+                    ]
                 )
                 record.append(
                     {"runtime": kind, "jobs": jobs, "forms": len(forms), "passed": passed}

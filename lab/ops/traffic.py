@@ -9,7 +9,7 @@ from lab.core.parallel import by_key
 from lab.daemons import nftables
 from lab.daemons.nftables import Chain
 from lab.observe.convergence import tunnel_sa
-from lab.ops.ping import ping_argv, ping_summary
+from lab.ops.ping import ping_summary, spaced_pings_argv
 from lab.session.handle import RunningLab
 from lab.topology.model import Endpoint, Lab
 
@@ -33,7 +33,9 @@ def ping(
     interval: float = 0.05,
     wait: float = 1.0,
 ) -> PingResult:
-    proc = running.exec(node, ping_argv(dst, count=count, interval=interval, wait=wait, quiet=True))
+    """``count`` echo requests ``interval`` apart; a reply counts if it arrives within
+    ``wait`` of its request (see ``spaced_pings_argv``: not ping -c's shorter tail)."""
+    proc = running.exec(node, spaced_pings_argv(dst, count=count, interval=interval, wait=wait))
     summary = ping_summary(proc.stdout)
     if summary is None:
         return PingResult(count, 0, proc.stdout + proc.stderr)

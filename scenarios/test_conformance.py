@@ -51,6 +51,14 @@ def failed(report: Report, check: str) -> list:
     return [r for r in report.results if r.name.startswith(check) and r.verdict == "fail"]
 
 
+def conform(form: str, templates: Path, runtime: str, what: str) -> Report:
+    """One conformance run of a shipped example form; its lab is gone when it returns."""
+    report = run(EXAMPLES / form, templates, runtime=runtime, name=name(runtime, what))
+    print(report)
+    assert_gone(report.lab)
+    return report
+
+
 def assert_gone(lab: str) -> None:
     assert lab not in state.names()
     assert not lab_namespaces(lab)
@@ -87,10 +95,7 @@ def test_a_proposal_outside_the_profile_is_named(lab_runtime, tmp_path):
         'proposals = {{ t.ike_proposals | join(", ") }}',
         "proposals = aes128-sha1-modp1536",
     )
-    report = run(
-        EXAMPLES / "tray-bgp.yaml", templates, runtime=lab_runtime, name=name(lab_runtime, "prop")
-    )
-    print(report)
+    report = conform("tray-bgp.yaml", templates, lab_runtime, "prop")
     assert not report.passed
     (bad, _) = failed(report, "template proposals")
     assert (
@@ -99,15 +104,11 @@ def test_a_proposal_outside_the_profile_is_named(lab_runtime, tmp_path):
     down = failed(report, "tunnel up")
     assert len(down) == 2
     assert all("IKE proposal mismatch" in r.why for r in down), [r.why for r in down]
-    assert_gone(report.lab)
 
 
 def test_a_template_with_one_tunnel_where_the_profile_wants_two(lab_runtime, tmp_path):
     templates = defective(tmp_path, "{%- for t in tunnels %}", "{%- for t in tunnels[:1] %}")
-    report = run(
-        EXAMPLES / "thredd.yaml", templates, runtime=lab_runtime, name=name(lab_runtime, "one")
-    )
-    print(report)
+    report = conform("thredd.yaml", templates, lab_runtime, "one")
     (bad,) = failed(report, "template: tunnels")
     assert bad.why == (
         "the template configures 1 tunnel(s) where the thredd profile and the form ask for 2"
@@ -115,7 +116,6 @@ def test_a_template_with_one_tunnel_where_the_profile_wants_two(lab_runtime, tmp
     assert [r.subject for r in failed(report, "tunnel up")] == ["tunnel2"]
     assert verdicts(report)["service: portal (10.30.3.100)"] == "fail"
     assert verdicts(report)["service: ehi (10.30.2.100)"] == "pass"
-    assert_gone(report.lab)
 
 
 def test_selectors_that_leave_out_a_listed_service(lab_runtime, tmp_path):
@@ -124,25 +124,18 @@ def test_selectors_that_leave_out_a_listed_service(lab_runtime, tmp_path):
     templates = defective(
         tmp_path, 'remote_ts = {{ c.remote_ts | join(", ") }}', "remote_ts = {{ c.remote_ts[0] }}"
     )
-    report = run(
-        EXAMPLES / "thredd.yaml", templates, runtime=lab_runtime, name=name(lab_runtime, "ts")
-    )
-    print(report)
+    report = conform("thredd.yaml", templates, lab_runtime, "ts")
     (routes,) = failed(report, "routes")
     assert routes.subject == "tunnel1"
     assert routes.why == "the negotiated selectors leave out provider side 10.30.2.0/24"
     (service,) = failed(report, "service")
     assert service.subject == "ehi (10.30.2.100)"
     assert verdicts(report)["service: web-services (10.30.1.100)"] == "pass"
-    assert_gone(report.lab)
 
 
 def test_dpd_off_in_the_template_fails_failover_and_says_why(lab_runtime, tmp_path):
     templates = defective(tmp_path, "        dpd_delay = {{ t.dpd_delay }}s\n", "")
-    report = run(
-        EXAMPLES / "tray-static.yaml", templates, runtime=lab_runtime, name=name(lab_runtime, "dpd")
-    )
-    print(report)
+    report = conform("tray-static.yaml", templates, lab_runtime, "dpd")
     fo, recovery = failed(report, "failover")
     active = fo.subject.split()[0]  # the tunnel the customer's traffic took
     assert recovery.subject == f"{active} recovery"
@@ -152,7 +145,6 @@ def test_dpd_off_in_the_template_fails_failover_and_says_why(lab_runtime, tmp_pa
     )
     assert fo.why == recovery.why == expected
     assert verdicts(report)["tunnel up: tunnel1"] == "pass"
-    assert_gone(report.lab)
 
 
 def test_keep_leaves_a_failed_lab_up_and_the_keys_out_of_the_report(tmp_path):

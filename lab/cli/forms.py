@@ -70,6 +70,7 @@ def form_check(forms: tuple[Path, ...]) -> None:
             f = load_form(path)
             findings = check(f, load_profile(f.provider))
         except InputError as exc:
+            exc = exc if exc.file else exc.in_file(path)
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             failed = True
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from common import ROOT, format_table  # also puts the repo on sys.path
 
-from lab.conformance.batch import run_all
+from lab.conformance.batch import lab_names, run_all
 from lab.core.shipped import PROFILES, shipped
 from lab.runtime import choose
 from lab.session.cleanup import leftovers
@@ -78,8 +78,8 @@ def main() -> None:
                     | {"wall": wall, "per_minute": per_min}
                 )
                 print(format_table(rows), flush=True)
-                left = leftovers()
-                assert not any(left.values()), f"left behind: {left}"
+                left = [x for n in lab_names(forms, f"bf{jobs}").values() for x in leftovers(n)]
+                assert not left, f"left behind: {left}"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=2))
     print(format_table(rows))

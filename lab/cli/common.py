@@ -16,9 +16,13 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 
-def fail(exc: VpnlabError) -> None:
+def show_error(exc: VpnlabError) -> None:
     # The message may quote user input such as "[red]": never let rich read it as markup.
     err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def fail(exc: VpnlabError) -> None:
+    show_error(exc)
     sys.exit(exc.exit_code)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from lab.cli.common import err, main, out
+from lab.cli.common import err, main, out, show_error
 
 templates_option = click.option(
     "--templates",
@@ -70,8 +70,7 @@ def form_check(forms: tuple[Path, ...]) -> None:
             f = load_form(path)
             findings = check(f, load_profile(f.provider))
         except InputError as exc:
-            exc = exc if exc.file else exc.in_file(path)
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            show_error(exc if exc.file else exc.in_file(path))
             failed = True
             continue
         for finding in findings:

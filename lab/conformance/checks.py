@@ -11,9 +11,9 @@ from typing import Literal
 
 from lab.core.errors import WaitTimeout
 from lab.core.parallel import by_key
-from lab.observe.convergence import sa_problems, tunnel_sa
+from lab.observe.convergence import tunnel_problems, tunnel_sa
 from lab.ops import failover as failover_ops
-from lab.ops.traffic import count, counted, hosts_behind, packets, ping
+from lab.ops.traffic import PingResult, count, counted, hosts_behind, packets, ping
 from lab.providers import swanctl_file
 from lab.providers.plan import CUSTOMER_SITE, GATEWAY, Plan
 from lab.providers.setup import Prepared
@@ -95,11 +95,7 @@ def _provider_sas(running: RunningLab) -> dict[str, dict]:
 
 
 def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[Result]:
-    gateways = sorted(
-        {ep.node for t in running.lab.tunnels.values() for ep in (t.provider, t.customer)}
-    )
-    sas = by_key(lambda n: running.charon(n).ike_sas(), gateways)
-    problems = sa_problems(running.lab, sas)
+    problems = tunnel_problems(running)
     out = []
     for t in running.lab.tunnels.values():
         mine = [str(p.text) for p in problems if p.tunnel == t.name]
@@ -225,23 +221,30 @@ def _nets(nets) -> str:
     return ", ".join(str(n) for n in sorted(nets)) or "none"
 
 
+def _through(running: RunningLab, plan: Plan, dst) -> tuple[str, PingResult, dict[str, int]]:
+    """Ping ``dst`` from the first customer host: (that host, the result, tunnel -> the
+    packets the provider decrypted meanwhile)."""
+    lab = plan.lab
+    src, _ = hosts_behind(lab, next(iter(lab.tunnels.values())).customer)[0]
+    before = packets(running)
+    result = ping(running, src, dst, COUNT)
+    after = packets(running)
+    grew = {
+        t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
+        for t in lab.tunnels.values()
+    }
+    return src, result, grew
+
+
 def services(running: RunningLab, plan: Plan) -> list[Result]:
     """Every service the form lists answers from a customer host, through its own tunnel
     (split profiles) and not through the other, as the provider's SA counters show."""
     lab = plan.lab
-    first = next(iter(lab.tunnels.values()))
-    src, _ = hosts_behind(lab, first.customer)[0]
     out = []
     for name in plan.services:
         svc = plan.profile.services[name]
         own = f"tunnel{svc.tunnel}" if svc.tunnel else None
-        before = packets(running)
-        result = ping(running, src, svc.host, COUNT)
-        after = packets(running)
-        grew = {
-            t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
-            for t in lab.tunnels.values()
-        }
+        src, result, grew = _through(running, plan, svc.host)
         if own:
             # Its own tunnel carried every request; another at most its BGP keepalives.
             expected = f"{COUNT}/{COUNT} replies, through {own} only"
@@ -325,17 +328,9 @@ def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
 def _active_tunnel(running: RunningLab, plan: Plan) -> str:
     """The tunnel the customer's traffic to the first service takes now (the provider's
     SA counters say which decrypted it); tunnel1 if none did."""
-    t1 = next(iter(plan.lab.tunnels.values()))
-    src, _ = hosts_behind(plan.lab, t1.customer)[0]
-    before = packets(running)
-    ping(running, src, plan.profile.services[plan.services[0]].host, COUNT)
-    after = packets(running)
-    grew = {
-        t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
-        for t in plan.lab.tunnels.values()
-    }
+    _, _, grew = _through(running, plan, plan.profile.services[plan.services[0]].host)
     busiest = max(grew, key=grew.__getitem__)
-    return busiest if grew[busiest] else t1.name
+    return busiest if grew[busiest] else next(iter(grew))
 
 
 def _failover_why(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.conformance import checks
@@ -116,13 +116,6 @@ def _redact(report: Report, secrets: list[str]) -> None:
 
     report.error = clean(report.error)
     report.results = [
-        Result(
-            r.check,
-            r.subject,
-            clean(r.expected),
-            clean(r.seen),
-            r.verdict,
-            clean(r.why),
-        )
+        replace(r, expected=clean(r.expected), seen=clean(r.seen), why=clean(r.why))
         for r in report.results
     ]

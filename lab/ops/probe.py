@@ -134,7 +134,7 @@ class Probe:
         self._counters: list[tuple[float, dict]] = []
 
     def start(self) -> Probe:
-        count = max(1, int(self.seconds / self.interval))
+        self.count = count = max(1, int(self.seconds / self.interval))
         self._counters.append((time.time(), packets(self.running)))
         self.started = time.time()
         # Bounded by the count (and finish()'s timeout).
@@ -164,8 +164,7 @@ class Probe:
             raise LabError("probe not started")
         now = time.time()
         answered = replies(self._proc.output())
-        count = max(1, int(self.seconds / self.interval))
-        sent = min(count, int((now - self.started) / self.interval) + 1)
+        sent = min(self.count, int((now - self.started) / self.interval) + 1)
         last = max(answered.values(), default=self.started)
         return sent, len(answered), max(0.0, now - last)
 

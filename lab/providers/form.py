@@ -13,20 +13,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
-from lab.topology.schema import Address, Network, Psk, Seconds, psk_input
+from lab.topology.schema import Address, Network, Psk, Seconds, Strict, psk_input
 from lab.topology.yamlfile import load_yaml, read_text, validate
 
 KnownPsk = Annotated[SecretStr | Psk, BeforeValidator(psk_input)]
 
 
-class Proposals(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Proposals(Strict):
     ike: list[str] | None = None
     esp: list[str] | None = None
 
 
-class Lifetimes(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Lifetimes(Strict):
     ike: Seconds | None = None
     child: Seconds | None = None
 

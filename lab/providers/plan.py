@@ -45,15 +45,24 @@ class Plan:
         return data
 
     def tunnel_services(self, tunnel: Tunnel) -> list[str]:
-        number = int(tunnel.name.removeprefix("tunnel"))
-        return [s for s in self.profile.services_of(number) if s in self.services]
+        return carried(self.form, self.profile, int(tunnel.name.removeprefix("tunnel")))
 
     @property
     def services(self) -> list[str]:
-        return self.form.services or list(self.profile.services)
+        return asked(self.form, self.profile)
 
     def psks(self) -> list[str]:
         return [t.provider.psk.get_secret_value() for t in self.lab.tunnels.values()]
+
+
+def asked(form: Form, profile: Profile) -> list[str]:
+    """The services the form asks for: those it lists, else all of the profile's."""
+    return form.services or list(profile.services)
+
+
+def carried(form: Form, profile: Profile, tunnel: int) -> list[str]:
+    """The services asked for that tunnel ``tunnel`` (1, 2, ...) carries."""
+    return [s for s in profile.services_of(tunnel) if s in asked(form, profile)]
 
 
 def make_plan(form: Form, profile: Profile, name: str, file: str) -> Plan:
@@ -125,15 +134,14 @@ def _topology(form: Form, p: Profile, name: str, file: str) -> dict:
 def _tunnels(form: Form, p: Profile, file: str) -> dict:
     keys = _keys(form, p, file)
     inside = form.inside or _inside_pool(p, form.tunnels)
-    services = form.services or list(p.services)
     lifetimes = {
         "ike_lifetime": form.lifetimes.ike or p.lifetimes.ike.max,
         "child_lifetime": form.lifetimes.child or p.lifetimes.child.max,
     }
     out = {}
     for n in range(1, form.tunnels + 1):
-        carried = [s for s in p.services_of(n) if s in services]
-        if not carried:
+        services = carried(form, p, n)
+        if not services:
             raise InputError("services", f"tunnel {n} would carry none of the services", file)
         provider: dict = {
             "node": p.lab.gateways[n - 1],
@@ -154,7 +162,7 @@ def _tunnels(form: Form, p: Profile, file: str) -> dict:
         }
         tunnel: dict = {"provider": provider, "customer": customer, "psk": keys[n - 1]}
         if form.routing == "static":
-            provider["subnets"] = [str(p.services[s].subnet) for s in carried]
+            provider["subnets"] = [str(p.services[s].subnet) for s in services]
             customer["subnets"] = [str(s) for s in form.subnets]
         else:
             tunnel["inside"] = str(inside[n - 1])

@@ -14,20 +14,17 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lab.core.errors import InputError, TopologyError
 from lab.core.shipped import PROFILES, shipped
 from lab.topology.model import Lab
 from lab.topology.proposals import AEAD, DH, ENCRYPTION, INTEGRITY, PRF, check_proposal
+from lab.topology.schema import Strict
 from lab.topology.yamlfile import load_yaml, read_text, validate
 
 ROUTED = {"static": "statically", "bgp": "BGP"}
 ENV = "VPNLAB_PROFILES"  # colon-separated directories of the user's own profiles
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Range(Strict):

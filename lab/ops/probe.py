@@ -152,6 +152,23 @@ class Probe:
             self._proc.stop(signal.SIGINT)
             self._stopped = True
 
+    @property
+    def active(self) -> bool:
+        """Started and not ended yet."""
+        return self._proc is not None and self._proc.exit_code is None
+
+    def progress(self) -> tuple[int, int, float]:
+        """(sent, answered, seconds since the last reply) so far, for a live view: read
+        from what ping has printed up to now."""
+        if self._proc is None:
+            raise LabError("probe not started")
+        now = time.time()
+        answered = replies(self._proc.output())
+        count = max(1, int(self.seconds / self.interval))
+        sent = min(count, int((now - self.started) / self.interval) + 1)
+        last = max(answered.values(), default=self.started)
+        return sent, len(answered), max(0.0, now - last)
+
     def mark(self) -> float:
         """Split the carrier accounting into before and after now (e.g. the fault)."""
         now = time.time()

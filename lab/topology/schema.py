@@ -40,7 +40,7 @@ BGP_KEEPALIVE, BGP_HOLD = 10, 30
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _duration(value: object) -> int:
+def parse_duration(value: object) -> int:
     """Seconds from ``30``, ``"30s"``, ``"10m"``, ``"8h"`` or ``"1d"``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or e.g. '10s', '5m', '8h'")
@@ -69,7 +69,7 @@ def _address(value: object) -> ipaddress.IPv4Address:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
-Seconds = Annotated[int, BeforeValidator(_duration)]
+Seconds = Annotated[int, BeforeValidator(parse_duration)]
 Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_network)]
 Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
 Name = Annotated[str, StringConstraints(pattern=NAME)]

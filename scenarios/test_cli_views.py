@@ -1,7 +1,10 @@
-"""A running lab drawn with its tunnels' live state.
+"""A running lab from the command line: drawn with its tunnels' live state, probed, failed
+over.
 
 Runbook: bring the Tray BGP lab up; draw it (both tunnels green); block tunnel 2's
-gateways from each other until both sides have lost it; draw again (tunnel 2 red).
+gateways from each other until the provider has lost it; draw again (tunnel 2 not green);
+clear. Probe app -> pc for 2 s (nothing lost); fail tunnel 1 by terminating its SA and
+read the outage against its bound.
 """
 
 from __future__ import annotations
@@ -48,3 +51,18 @@ def test_graph_of_a_running_lab_shows_tunnel_states(lab, tmp_path):
     colours = tunnel_colours(svg)
     assert colours["tunnel1"] == UP and colours["tunnel2"] != UP
     restore(lab)
+
+
+def test_probe_from_the_command_line(lab):
+    result = CliRunner().invoke(main, ["probe", "app", "pc", "--for", "2s", "--lab", lab.name])
+    assert result.exit_code == 0, result.output
+    assert "app -> 172.16.1.100: " in result.output and "0.0% lost" in result.output
+
+
+def test_failover_from_the_command_line(lab):
+    result = CliRunner().invoke(
+        main, ["failover", "tunnel1", "--by", "terminate", "--lab", lab.name]
+    )
+    print(result.output)
+    assert result.exit_code == 0, result.output
+    assert "within the bound: " in result.output and "re-converged" in result.output

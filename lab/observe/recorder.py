@@ -1,0 +1,114 @@
+"""The lab's recorder: a process of its own, started by ``up`` and stopped by ``down``,
+that writes what the daemons report into the lab's timeline while the lab is up, whether
+or not a vpnlab command is running.
+
+    python -m lab.observe.recorder /var/lib/vpnlab/LAB    (the lab's directory)
+
+charon: vici events (IKE/CHILD SA up, down, rekey), pushed, one subscription per gateway,
+taken again after a charon restart. bgpd: its log's neighbour changes, read as they are
+written by one ``tail -F`` per BGP speaker (one long-lived exec on Docker), with the
+prefix count asked for when a session comes up. It ends when the lab's directory goes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from lab.core.paths import lab_dir
+from lab.observe import events
+from lab.observe.events import Event, from_bgpd_log, from_vici
+from lab.session.handle import RunningLab
+
+VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey", "child-rekey"]
+MODULE = "lab.observe.recorder"
+
+
+class Recorder:
+    def __init__(self, running: RunningLab) -> None:
+        self.running = running
+        self.stop = threading.Event()
+
+    def alive(self) -> bool:
+        return not self.stop.is_set() and lab_dir(self.running.name).exists()
+
+    def write(self, event: Event) -> None:
+        events.record(self.running.name, event)
+
+    def charon(self, node: str) -> None:
+        """Relay one gateway's vici events; subscribe again when charon comes back."""
+        charon = self.running.charon(node)
+        while self.alive():
+            try:
+                with charon.watch(VICI_EVENTS) as queue:
+                    while self.alive():
+                        try:
+                            kind, body = queue.get(timeout=0.5)
+                        except Exception:  # queue.Empty: nothing happened in 0.5 s
+                            continue
+                        for event in from_vici(node, kind, body):
+                            self.write(event)
+            except Exception:
+                # charon is gone (killed by a fault, or the lab is going): try again
+                # once it answers; the lab's end ends the loop.
+                self.stop.wait(0.5)
+
+    def bgpd(self, node: str) -> None:
+        frr = self.running.frr(node)
+        proc = self.running.runtime.background(
+            node, ["tail", "-n", "+1", "-F", str(frr.dir / "bgpd.log")]
+        )
+        seen = 0
+        try:
+            while self.alive():
+                text = proc.output()
+                new, seen = text[seen:], len(text)
+                for line in new.splitlines():
+                    event = from_bgpd_log(node, line)
+                    if event is None:
+                        continue
+                    if event.data.get("state") == "Up":
+                        peer = frr.bgp_peers().get(event.data["peer"], {})
+                        event.data["prefixes_received"] = peer.get("pfxRcd")
+                        event.text += f", {peer.get('pfxRcd', '?')} prefixes received"
+                    self.write(event)
+                self.stop.wait(0.3)
+        finally:
+            proc.stop(signal.SIGKILL)
+
+    def run(self) -> None:
+        lab = self.running.lab
+        workers = [
+            threading.Thread(target=self.charon, args=(n,), daemon=True)
+            for n, node in lab.nodes.items()
+            if node.charon
+        ]
+        workers += [
+            threading.Thread(target=self.bgpd, args=(n,), daemon=True)
+            for n, node in lab.nodes.items()
+            if node.bgp is not None
+        ]
+        for w in workers:
+            w.start()
+        while self.alive():
+            self.stop.wait(0.5)
+        for w in workers:
+            w.join(2)
+
+
+def main(argv: list[str]) -> int:
+    # The lab's directory, not its name, on the command line: cleanup finds every process
+    # whose command line holds a lab's path (stray_daemons).
+    (directory,) = argv
+    name = os.path.basename(directory.rstrip("/"))
+    recorder = Recorder(RunningLab.attach(name))
+    signal.signal(signal.SIGTERM, lambda *_: recorder.stop.set())
+    recorder.write(Event(kind="recorder", text=f"recording lab {name} (pid {os.getpid()})"))
+    recorder.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

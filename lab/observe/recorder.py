@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from lab.core.paths import lab_dir
 from lab.observe import events
@@ -43,6 +44,7 @@ class Recorder:
         while self.alive():
             try:
                 with charon.watch(VICI_EVENTS) as queue:
+                    self.already_up(node)
                     while self.alive():
                         try:
                             kind, body = queue.get(timeout=0.5)
@@ -54,6 +56,22 @@ class Recorder:
                 # charon is gone (killed by a fault, or the lab is going): try again
                 # once it answers; the lab's end ends the loop.
                 self.stop.wait(0.5)
+
+    def already_up(self, node: str) -> None:
+        """The SAs up when the subscription began (charon may have been quicker than this
+        process's start), dated by how long vici says they have been established."""
+        now, mono = time.time(), time.monotonic()
+        for conn, sa in self.running.charon(node).ike_sas().items():
+            if sa.get("state") != "ESTABLISHED":
+                continue
+            age = float(sa.get("established", 0))
+            for event in from_vici(node, "ike-updown", {"up": "yes", conn: sa}):
+                self.write(event.model_copy(update={"wall": now - age, "mono": mono - age}))
+            for child in sa.get("child-sas", {}).values():
+                age = float(child.get("install-time", age))
+                body = {"up": "yes", conn: {**sa, "child-sas": {"c": child}}}
+                for event in from_vici(node, "child-updown", body):
+                    self.write(event.model_copy(update={"wall": now - age, "mono": mono - age}))
 
     def bgpd(self, node: str) -> None:
         frr = self.running.frr(node)

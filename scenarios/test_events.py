@@ -44,9 +44,20 @@ def test_bringup_is_on_the_timeline(lab):
         for kind in ("ike-up", "child-up")
     }
     wait_until(seen, lambda s: want <= s, timeout=10, interval=0.2, what="SAs on the timeline")
-    bgp_up = kinds(lab, kind="bgp", node="cgw")
-    assert len([e for e in bgp_up if e.data.get("state") == "Up"]) == 2, bgp_up
-    assert all(e.data.get("prefixes_received") for e in bgp_up if e.data["state"] == "Up")
+    counts = wait_until(
+        lambda: {
+            e.tunnel: e.data["prefixes_received"]
+            for e in kinds(lab, kind="bgp", node="cgw")
+            if "prefixes_received" in e.data
+        },
+        lambda c: len(c) == 2,
+        timeout=10,
+        interval=0.2,
+        what="cgw's two BGP sessions and their prefix counts on the timeline",
+    )
+    assert counts == {"tunnel1": 1, "tunnel2": 1}
+    ups = [e for e in kinds(lab, kind="bgp", node="cgw") if e.data.get("state") == "Up"]
+    assert sorted(e.tunnel for e in ups) == ["tunnel1", "tunnel2"]
 
 
 def test_faults_and_their_effects_are_recorded_after_the_cli_exits(lab):

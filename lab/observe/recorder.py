@@ -75,6 +75,7 @@ class Recorder:
 
     def bgpd(self, node: str) -> None:
         frr = self.running.frr(node)
+        tunnels = {str(n.address): n.tunnel for n in self.running.lab.nodes[node].bgp.neighbors}
         proc = self.running.runtime.background(
             node, ["tail", "-n", "+1", "-F", str(frr.dir / "bgpd.log")]
         )
@@ -87,14 +88,33 @@ class Recorder:
                     event = from_bgpd_log(node, line)
                     if event is None:
                         continue
-                    if event.data.get("state") == "Up":
-                        peer = frr.bgp_peers().get(event.data["peer"], {})
-                        event.data["prefixes_received"] = peer.get("pfxRcd")
-                        event.text += f", {peer.get('pfxRcd', '?')} prefixes received"
-                    self.write(event)
+                    peer = event.data["peer"]
+                    self.write(event.model_copy(update={"tunnel": tunnels.get(peer)}))
+                    if event.data["state"] == "Up":
+                        self.prefixes(node, peer, tunnels.get(peer))
                 self.stop.wait(0.3)
         finally:
             proc.stop(signal.SIGKILL)
+
+    def prefixes(self, node: str, peer: str, tunnel: str | None) -> None:
+        """How many prefixes a session that just came up received, once its first
+        updates are in (up to 5 s after it came up)."""
+        frr, count = self.running.frr(node), 0
+        deadline = time.monotonic() + 5
+        while self.alive() and time.monotonic() < deadline:
+            count = int(frr.bgp_peers().get(peer, {}).get("pfxRcd") or 0)
+            if count:
+                break
+            self.stop.wait(0.2)
+        self.write(
+            Event(
+                kind="bgp",
+                node=node,
+                tunnel=tunnel,
+                text=f"BGP {peer}: {count} prefixes received",
+                data={"peer": peer, "prefixes_received": count},
+            )
+        )
 
     def run(self) -> None:
         lab = self.running.lab

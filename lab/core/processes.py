@@ -3,6 +3,7 @@ outlive the command that started them, stopped only if they are still the same p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,9 +37,13 @@ def stop_process(pid: int | None, marker: str, timeout: float = 2.0) -> None:
         return
     try:
         os.kill(pid, signal.SIGTERM)
+        # An ended process has no command line (a zombie included).
         wait_until(lambda: _cmdline(pid), lambda c: not c, timeout=timeout, interval=0.02,
                    what=f"process {pid} to end")  # fmt: skip
     except ProcessLookupError:
         return
     except WaitTimeout:
         os.kill(pid, signal.SIGKILL)
+    # Started by this very process (a test, a bench): reap it, or it stays a zombie.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

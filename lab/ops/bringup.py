@@ -142,12 +142,13 @@ def start_daemons(running: RunningLab) -> None:
         [*(c.start for c in running.charons.values()), *(f.start for f in running.frrs.values())]
     )
     each(Charon.wait_ready, running.charons.values())
-    start_recorder(running)
 
 
 def start_recorder(running: RunningLab) -> None:
-    """The lab's event recorder, in a process of its own (it outlives this command);
-    it subscribes to the daemons while the lab converges. Not waited for."""
+    """The lab's event recorder, in a process of its own (it outlives this command). It
+    starts once the lab has converged (or failed to), so that its own start takes no CPU
+    from the bring-up, and loses nothing by it: it dates the SAs already up by their age
+    (vici) and reads bgpd's log from its first line. Not waited for."""
     directory = lab_dir(running.name)
     argv = [sys.executable, "-m", "lab.observe.recorder", str(directory)]
     running.record(recorder=start_detached(argv, directory / "recorder.log"))
@@ -313,6 +314,7 @@ def up(
             progress(phase, time.monotonic() - t0)
     except ConvergenceFailed as exc:
         if keep_on_timeout:
+            start_recorder(running)
             exc.args = (
                 f"{exc}\nlab {lab.name} left up for inspection; "
                 f"'vpnlab down {lab.name}' removes it",
@@ -323,6 +325,7 @@ def up(
     except BaseException:
         running.down()
         raise
+    start_recorder(running)
     return running
 
 

@@ -94,7 +94,8 @@ class Recorder:
                         self.prefixes(node, peer, tunnels.get(peer))
                 self.stop.wait(0.3)
         finally:
-            proc.stop(signal.SIGKILL)
+            if lab_dir(self.running.name).exists() and not self.stop.is_set():
+                proc.stop(signal.SIGKILL)  # still up: end the reader; else it ended with its node
 
     def prefixes(self, node: str, peer: str, tunnel: str | None) -> None:
         """How many prefixes a session that just came up received, once its first

@@ -87,6 +87,8 @@ class RunningLab:
     def down(self) -> None:
         """Remove the lab: its recorder, its nodes (and every process in them), segments
         and state."""
-        stop_process(self.state.recorder, marker=str(lab_dir(self.name)))
+        # The nodes first: the recorder's subscriptions and log readers end with them, so
+        # it has nothing left to take apart (on Docker: no exec to stop) when it is stopped.
         self.runtime.destroy()
+        stop_process(self.state.recorder, marker=str(lab_dir(self.name)))
         lab_state.remove(self.name)

@@ -79,23 +79,20 @@ class Recorder:
         proc = self.running.runtime.background(
             node, ["tail", "-n", "+1", "-F", str(frr.dir / "bgpd.log")]
         )
+        # The reader ends with its node: the recorder stops after the nodes are gone.
         seen = 0
-        try:
-            while self.alive():
-                text = proc.output()
-                new, seen = text[seen:], len(text)
-                for line in new.splitlines():
-                    event = from_bgpd_log(node, line)
-                    if event is None:
-                        continue
-                    peer = event.data["peer"]
-                    self.write(event.model_copy(update={"tunnel": tunnels.get(peer)}))
-                    if event.data["state"] == "Up":
-                        self.prefixes(node, peer, tunnels.get(peer))
-                self.stop.wait(0.3)
-        finally:
-            if lab_dir(self.running.name).exists() and not self.stop.is_set():
-                proc.stop(signal.SIGKILL)  # still up: end the reader; else it ended with its node
+        while self.alive():
+            text = proc.output()
+            new, seen = text[seen:], len(text)
+            for line in new.splitlines():
+                event = from_bgpd_log(node, line)
+                if event is None:
+                    continue
+                peer = event.data["peer"]
+                self.write(event.model_copy(update={"tunnel": tunnels.get(peer)}))
+                if event.data["state"] == "Up":
+                    self.prefixes(node, peer, tunnels.get(peer))
+            self.stop.wait(0.3)
 
     def prefixes(self, node: str, peer: str, tunnel: str | None) -> None:
         """How many prefixes a session that just came up received, once its first

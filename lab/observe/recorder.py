@@ -83,7 +83,8 @@ class Recorder:
         seen = 0
         while self.alive():
             text = proc.output()
-            new, seen = text[seen:], len(text)
+            whole = text.rfind("\n", seen) + 1  # complete lines only: the rest comes later
+            new, seen = text[seen:whole], max(seen, whole)
             for line in new.splitlines():
                 event = from_bgpd_log(node, line)
                 if event is None:

@@ -89,3 +89,25 @@ def failover(tunnel: str, failure: str, keep_fault: bool, lab_name: str | None) 
         out.print(f"re-converged {took:.1f}s after the fault was cleared")
     if not held:
         sys.exit(1)
+
+
+@main.command()
+@lab_option
+@click.option("--follow", "-f", is_flag=True, help="keep printing events as they come")
+@click.option("--json", "as_json", is_flag=True, help="the raw JSON lines")
+def events(lab_name: str | None, follow: bool, as_json: bool) -> None:
+    """The lab's timeline: SAs up, down and rekeyed, BGP sessions, faults, probe outages."""
+    from lab.observe import events as timeline
+
+    name = pick_lab(lab_name)
+    stream = timeline.follow(name) if follow else iter(timeline.read(name))
+    t0 = None
+    try:
+        for event in stream:
+            if as_json:
+                click.echo(event.model_dump_json())
+                continue
+            t0 = event.mono if t0 is None else t0
+            out.print(event.line(t0), highlight=False, soft_wrap=True)
+    except KeyboardInterrupt:
+        pass

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from lab.core.errors import ConvergenceFailed, ConvergenceTimeout, LabError, TunnelFailed
 from lab.core.parallel import each, together
+from lab.core.paths import lab_dir
+from lab.core.processes import start_detached
 from lab.core.waits import wait_until
 from lab.daemons import dataplane, nftables
 from lab.daemons.charon import Charon
@@ -139,6 +142,16 @@ def start_daemons(running: RunningLab) -> None:
         [*(c.start for c in running.charons.values()), *(f.start for f in running.frrs.values())]
     )
     each(Charon.wait_ready, running.charons.values())
+
+
+def start_recorder(running: RunningLab) -> None:
+    """The lab's event recorder, in a process of its own (it outlives this command). It
+    starts once the lab has converged (or failed to), so that its own start takes no CPU
+    from the bring-up, and loses nothing by it: it dates the SAs already up by their age
+    (vici) and reads bgpd's log from its first line. Not waited for."""
+    directory = lab_dir(running.name)
+    argv = [sys.executable, "-m", "lab.observe.recorder", str(directory)]
+    running.record(recorder=start_detached(argv, directory / "recorder.log"))
 
 
 def load_configs(running: RunningLab) -> None:
@@ -301,6 +314,7 @@ def up(
             progress(phase, time.monotonic() - t0)
     except ConvergenceFailed as exc:
         if keep_on_timeout:
+            start_recorder(running)
             exc.args = (
                 f"{exc}\nlab {lab.name} left up for inspection; "
                 f"'vpnlab down {lab.name}' removes it",
@@ -311,6 +325,7 @@ def up(
     except BaseException:
         running.down()
         raise
+    start_recorder(running)
     return running
 
 

@@ -17,6 +17,8 @@ from lab.core.parallel import each
 from lab.core.waits import wait_until
 from lab.daemons import nftables
 from lab.daemons.nftables import FAULT_PREFIX, Chain
+from lab.observe import events
+from lab.observe.events import Event
 from lab.ops.bringup import restart_daemon
 from lab.session import state
 from lab.session.handle import RunningLab
@@ -73,6 +75,11 @@ def inject(running: RunningLab, kind: str, **params) -> Fault:
         with state.changing(running.name) as s:
             s.faults.append(fault)
         running.state = s
+    events.record(
+        running.name,
+        Event(kind="fault", text=f"#{fault_id} applied: {description}", wall=started,
+              data={"id": fault_id, "fault": kind, "applied": True}),
+    )  # fmt: skip
     return fault
 
 
@@ -91,6 +98,11 @@ def clear(running: RunningLab, fault_id: int | None = None) -> list[Fault]:
             with state.changing(running.name) as s:
                 s.faults = [f for f in s.faults if f.id != fault.id]
             running.state = s
+            events.record(
+                running.name,
+                Event(kind="fault", text=f"#{fault.id} cleared: {fault.description}",
+                      data={"id": fault.id, "fault": fault.kind, "applied": False}),
+            )  # fmt: skip
         if fault_id is None:
             each(lambda node: _remove_fault_tables(running, node), running.lab.nodes)
     return chosen

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 from lab.core.errors import LabError
+from lab.observe import events
+from lab.observe.events import Event
 from lab.ops.ping import ping_argv, ping_summary, replies
 from lab.ops.traffic import packets
 from lab.session.handle import RunningLab
@@ -189,7 +191,7 @@ class Probe:
         self._counters.append((ended, packets(self.running)))
         sent, received, longest = parse(output, self.started, ended, self.interval, self._stopped)
         first, middle, last = (self._counters[0][1], self._counters[-2][1], self._counters[-1][1])
-        return ProbeResult(
+        result = ProbeResult(
             self.src,
             self.dst,
             self.interval,
@@ -201,6 +203,24 @@ class Probe:
             self._delivered(first, middle),
             self._delivered(middle, last),
         )
+        self._record(result)
+        return result
+
+    def _record(self, r: ProbeResult) -> None:
+        """The probe's outage, as two events at the times it began and ended."""
+        lab, where = self.running.name, f"{self.src} -> {self.dst}"
+        if r.longest is not None:
+            mono = time.monotonic() - (time.time() - r.longest.start)
+            events.record(lab, Event(kind="outage", node=self.src, wall=r.longest.start,
+                                     mono=mono, text=f"{where}: replies stop"))  # fmt: skip
+            if r.longest.recovered:
+                events.record(lab, Event(
+                    kind="recovered", node=self.src, wall=r.longest.end,
+                    mono=mono + r.longest.seconds,
+                    text=f"{where}: replies again after {r.longest.seconds:.2f}s "
+                    f"({r.longest.lost} lost)",
+                ))  # fmt: skip
+        events.record(lab, Event(kind="probe", node=self.src, text=r.summary()))
 
     def _delivered(self, before: dict, after: dict) -> dict[str, dict[str, int]]:
         """Packets each tunnel decrypted between two counter samples, per direction: what

@@ -11,6 +11,8 @@ import subprocess
 from functools import cached_property
 
 from lab.core.errors import LabError
+from lab.core.paths import lab_dir
+from lab.core.processes import stop_process
 from lab.daemons.charon import Charon
 from lab.daemons.frr import Frr
 from lab.runtime import make as make_runtime
@@ -83,6 +85,10 @@ class RunningLab:
         return self.runtime.run(node, argv, check=check, timeout=timeout)
 
     def down(self) -> None:
-        """Remove the lab: its nodes (and every process in them), segments and state."""
+        """Remove the lab: its recorder, its nodes (and every process in them), segments
+        and state."""
+        # The nodes first: the recorder's subscriptions and log readers end with them, so
+        # it has nothing left to take apart (on Docker: no exec to stop) when it is stopped.
         self.runtime.destroy()
+        stop_process(self.state.recorder, marker=str(lab_dir(self.name)))
         lab_state.remove(self.name)

@@ -63,6 +63,7 @@ class LabState(BaseModel):
     converged: float | None = None
     dataplane: dict[str, str] = Field(default_factory=dict)  # gateway -> kernel | userspace
     faults: list[FaultRecord] = Field(default_factory=list)
+    recorder: int | None = None  # pid of the lab's event recorder
 
 
 # A process may take a lab's lock again while it holds it (a fault's undo restarting charon):

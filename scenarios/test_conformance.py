@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from junitparser import JUnitXml
 
 from lab.conformance.run import Report, run
@@ -23,6 +24,7 @@ from lab.providers.bundle import shipped_templates
 from lab.runtime.netns import lab_namespaces
 from lab.session import state
 from lab.session.cleanup import destroy_lab
+from lab.testing.artefacts import files_holding
 
 EXAMPLES = shipped(PROFILES) / "examples"
 TAG = f"t{os.getpid() % 10000}"  # this worker's labs
@@ -65,13 +67,15 @@ def assert_gone(lab: str) -> None:
 
 
 def test_known_good_forms_conform(lab_runtime, tmp_path):
-    """Every shipped example form, side by side, through the CLI a CI job runs."""
-    junit = tmp_path / "conformance.xml"
+    """Every shipped example form, side by side, through the CLI a CI job runs; its HTML
+    report records every form's lab and holds no key."""
+    junit, html = tmp_path / "conformance.xml", tmp_path / "html"
     prefix = f"{TAG}{lab_runtime[0]}"
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "lab.cli", "conformance", str(EXAMPLES)),
             *("--runtime", lab_runtime, "--jobs", "2", "--junit", str(junit), "--prefix", prefix),
+            *("--report", str(html)),
         ],
         capture_output=True,
         text=True,
@@ -86,6 +90,11 @@ def test_known_good_forms_conform(lab_runtime, tmp_path):
     forms = len(list(EXAMPLES.glob("*.yaml")))
     assert f"{forms}/{forms} form(s) conform" in proc.stdout
     assert not [n for n in state.names() if n.startswith(prefix)]
+    assert len(list((html / "labs").glob(f"{prefix}-*/record.json"))) == forms
+    page = (html / "report.html").read_text()
+    assert page.count('class="figure diagram"') == forms and "failover: tunnels" in page
+    keys = yaml.safe_load((EXAMPLES / "generic-bgp-ikev1.yaml").read_text())["psk"]
+    assert files_holding(html, keys) == []
 
 
 def test_a_proposal_outside_the_profile_is_named(lab_runtime, tmp_path):

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
   libstrongswan-extra-plugins libcharon-extra-plugins
-  frr graphviz
+  frr graphviz chromium
 )
 
 install_packages() {

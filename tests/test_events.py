@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -93,3 +94,14 @@ def test_bgpd_neighbour_changes(line, text):
 def test_an_event_line_shows_wall_clock_and_time_since_the_start():
     e = Event(kind="fault", text="block vgw1 <-> cgw", node="vgw1", wall=0.5, mono=12.25)
     assert "+   2.250s" in e.line(t0=10.0) and "block vgw1 <-> cgw" in e.line()
+
+
+def test_a_bgpd_line_logged_before_it_was_read_keeps_bgpd_time():
+    logged = time.time() - 30
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(logged))
+    old = from_bgpd_log("cgw", f"{stamp} BGP: %ADJCHANGE: neighbor 169.254.10.1(vgw1) Up")
+    assert old is not None and abs(old.wall - logged) < 1.0
+    assert abs((time.monotonic() - old.mono) - (time.time() - old.wall)) < 0.5
+    now = time.strftime("%Y/%m/%d %H:%M:%S")
+    live = from_bgpd_log("cgw", f"{now} BGP: %ADJCHANGE: neighbor 169.254.10.1(vgw1) Up")
+    assert live is not None and abs(live.wall - time.time()) < 0.5  # read time: finer

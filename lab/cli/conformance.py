@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -35,6 +36,13 @@ VERDICT_STYLE = {"pass": "green", "fail": "bold red", "skip": "dim"}
     default=None,
     help="write a JUnit XML report here",
 )
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write DIR/report.html: every check, and each form's lab (diagram, timeline, logs)",
+)
 @click.option("--jobs", "-j", default=1, show_default=True, help="labs side by side")
 @click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N slices")
 @click.option(
@@ -49,6 +57,7 @@ def conformance(
     runtime: str,
     keep: bool,
     junit: Path | None,
+    report_dir: Path | None,
     jobs: int,
     shard: str | None,
     prefix: str,
@@ -70,12 +79,27 @@ def conformance(
     out.print(f"{len(forms)} form(s) on the {kind} runtime ({why}), {jobs} at a time")
     if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", prefix):
         raise InputError("--prefix", "1-8 lowercase letters and digits, starting with a letter")
+    before_down = None
+    if report_dir:
+        from lab.report import conformance_run
+
+        report_dir = report_dir.resolve()
+        before_down = functools.partial(conformance_run.record_into, report_dir)
     reports = batch.run_all(
-        forms, templates, runtime=kind, keep=keep, jobs=jobs, prefix=prefix, done=_show
+        forms,
+        templates,
+        runtime=kind,
+        keep=keep,
+        jobs=jobs,
+        prefix=prefix,
+        done=_show,
+        before_down=before_down,
     )
     if junit:
         junit_xml.write(reports, junit)
         out.print(f"JUnit report: {junit}")
+    if report_dir:
+        out.print(f"HTML report: {conformance_run.write(reports, report_dir, kind)}")
     passed = sum(r.passed for r in reports)
     out.print(f"[bold]{passed}/{len(reports)} form(s) conform[/]")
     if any(r.refused for r in reports):

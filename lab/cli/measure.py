@@ -100,7 +100,9 @@ def events(lab_name: str | None, follow: bool, as_json: bool) -> None:
     from lab.observe import events as timeline
 
     name = pick_lab(lab_name)
-    stream = timeline.follow(name) if follow else iter(timeline.read(name))
+    stream = (
+        timeline.follow(name) if follow else iter(sorted(timeline.read(name), key=lambda e: e.mono))
+    )
     t0 = None
     try:
         for event in stream:

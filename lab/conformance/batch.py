@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from lab.conformance.run import Report, run
+from lab.conformance.run import LabHook, Report, run
 from lab.core.errors import InputError
 from lab.providers.setup import lab_name
 
@@ -53,8 +53,16 @@ def lab_names(forms: list[Path], prefix: str = "cf") -> dict[Path, str]:
 
 
 def _one(args: tuple) -> Report:
-    form, templates, runtime, keep, name = args
-    return run(form, templates, runtime=runtime, keep=keep, name=name, progress=print)
+    form, templates, runtime, keep, name, before_down = args
+    return run(
+        form,
+        templates,
+        runtime=runtime,
+        keep=keep,
+        name=name,
+        progress=print,
+        before_down=before_down,
+    )
 
 
 def run_all(
@@ -66,11 +74,12 @@ def run_all(
     jobs: int = 1,
     prefix: str = "cf",
     done: Callable[[Report], None] = lambda r: None,
+    before_down: LabHook | None = None,
 ) -> list[Report]:
     """Every form's report, in the forms' order; ``jobs`` labs at a time, each in a
-    process of its own. Lab names are ``<prefix>-<form>``."""
+    process of its own (so ``before_down`` must pickle). Lab names are ``<prefix>-<form>``."""
     names = lab_names(forms, prefix)
-    work = [(f, templates, runtime, keep, names[f]) for f in forms]
+    work = [(f, templates, runtime, keep, names[f], before_down) for f in forms]
     if jobs <= 1 or len(forms) == 1:
         reports = []
         for args in work:

@@ -21,6 +21,7 @@ from lab.session.handle import RunningLab
 from lab.topology import load_lab
 
 Progress = Callable[[str], None]
+LabHook = Callable[[RunningLab], None]  # e.g. record the lab for a report
 WORK = WORK_ROOT / "conformance"  # each run's topology and customer bundle (0600)
 
 
@@ -54,9 +55,11 @@ def run(
     keep: bool = False,
     name: str | None = None,
     progress: Progress = _quiet,
+    before_down: LabHook | None = None,
 ) -> Report:
     """Run one form. Never raises for what the form, the templates or the lab got wrong:
-    that is the report's verdict; secrets are redacted from everything it holds."""
+    that is the report's verdict; secrets are redacted from everything it holds.
+    ``before_down`` sees the lab after the checks, while it is still up."""
     t0 = time.monotonic()
     report = Report(str(form), name or "", runtime=runtime)
     secrets: list[str] = []
@@ -96,6 +99,11 @@ def run(
     except VpnlabError as exc:
         report.error = f"{type(exc).__name__}: {exc}"
     finally:
+        if running is not None and before_down is not None:
+            try:
+                before_down(running)
+            except Exception as exc:  # the lab still goes down, the verdict stands
+                progress(f"{form}: not recorded: {exc!r}")
         report.kept = keep and not report.passed and running is not None
         if running is not None and not report.kept:
             running.down()

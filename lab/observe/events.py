@@ -142,11 +142,22 @@ def from_vici(node: str, name: str, data: dict) -> list[Event]:
 ADJCHANGE = re.compile(r"%ADJCHANGE: neighbor (\S+?)(?:\(\S*\))?(?: in vrf \S+)? (Up|Down)(.*)")
 
 
+LOGGED = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)(\.\d+)?")
+LATE = 1.5  # seconds: a line read this long after bgpd logged it was written before we looked
+
+
 def from_bgpd_log(node: str, line: str) -> Event | None:
-    """A BGP neighbour state change from bgpd's log (``log-neighbor-changes``)."""
+    """A BGP neighbour state change from bgpd's log (``log-neighbor-changes``), stamped when
+    read; a line logged well before (bgpd's file has whole seconds) keeps bgpd's time."""
     m = ADJCHANGE.search(line)
     if m is None:
         return None
     peer, state, why = m[1], m[2], m[3].strip()
     text = f"BGP {peer} {state.lower()}" + (f" ({why})" if why else "")
-    return Event(kind="bgp", node=node, text=text, data={"peer": peer, "state": state})
+    event = Event(kind="bgp", node=node, text=text, data={"peer": peer, "state": state})
+    if (t := LOGGED.match(line)) is not None:
+        logged = time.mktime(time.strptime(t[1], "%Y/%m/%d %H:%M:%S")) + float(t[2] or 0)
+        if event.wall - logged > LATE:
+            event.mono -= event.wall - logged
+            event.wall = logged
+    return event

@@ -92,7 +92,11 @@ class Recorder:
                 peer = event.data["peer"]
                 self.write(event.model_copy(update={"tunnel": tunnels.get(peer)}))
                 if event.data["state"] == "Up":
-                    self.prefixes(node, peer, tunnels.get(peer))
+                    # Apart: waiting for its updates must not hold the next lines back
+                    # (they are stamped when read).
+                    threading.Thread(
+                        target=self.prefixes, args=(node, peer, tunnels.get(peer)), daemon=True
+                    ).start()
             self.stop.wait(0.3)
 
     def prefixes(self, node: str, peer: str, tunnel: str | None) -> None:

@@ -52,7 +52,7 @@ class Plan:
         return asked(self.form, self.profile)
 
     def psks(self) -> list[str]:
-        return [t.provider.psk.get_secret_value() for t in self.lab.tunnels.values()]
+        return self.lab.psks()
 
 
 def asked(form: Form, profile: Profile) -> list[str]:

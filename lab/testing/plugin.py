@@ -13,6 +13,7 @@ the engine (pyroute2, vici, the Docker SDK) is imported when a fixture first nee
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from lab.core.shipped import find_topology
+from lab.testing.report import ScenarioReport
 from lab.topology.timers import CONVERGE_TIMEOUT
 
 if TYPE_CHECKING:  # for annotations only: importing the handle would load the engine
@@ -46,6 +48,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="node runtimes every lab test runs on (comma-separated; docker is "
         "skipped, with the reason, when no Docker engine answers)",
     )
+    group.addoption(
+        "--vpnlab-report",
+        metavar="DIR",
+        type=Path,
+        help="write DIR/report.html: every test with its verdict, every lab with its "
+        "diagram, timeline, tunnels and logs (recorded before it goes down)",
+    )
+
+
+_report: ScenarioReport | None = None  # set when --vpnlab-report is given
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _report
+    out_dir = config.getoption("--vpnlab-report", None)
+    if out_dir is not None:
+        _report = ScenarioReport(out_dir.resolve())
+        config.pluginmanager.register(_report, "vpnlab-report")
+
+
+def _taking_down(running: RunningLab) -> None:
+    """What every lab fixture does before ``down``: record it for the report, if asked."""
+    if _report is None:
+        return
+    try:
+        _report.save(running)
+    except Exception as exc:  # the lab still goes down; the report says what is missing
+        warnings.warn(f"vpnlab report: lab {running.name} not recorded: {exc!r}", stacklevel=1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -97,6 +127,7 @@ def running_lab(
     try:
         yield running
     finally:
+        _taking_down(running)
         if not keep:
             running.down()
 
@@ -121,6 +152,7 @@ def lab(request: pytest.FixtureRequest, lab_runtime: str) -> Iterator[RunningLab
     try:
         yield running
     finally:
+        _taking_down(running)
         if request.config.getoption("--keep-lab") and request.session.testsfailed > failed_before:
             print(
                 f"\n--keep-lab: lab {running.name} left up; 'vpnlab down {running.name}' removes it"

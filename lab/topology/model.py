@@ -184,6 +184,12 @@ class Lab(Model):
     def tunnels_of(self, node: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if node in (t.provider.node, t.customer.node)]
 
+    def psks(self) -> list[str]:
+        """Every tunnel end's key (the two ends differ in a PSK-mismatch lab): what no
+        report, log copy or capture may show."""
+        ends = [ep for t in self.tunnels.values() for ep in (t.provider, t.customer)]
+        return sorted({ep.psk.get_secret_value() for ep in ends} - {""})
+
     def address_plan(self) -> list[IPv4Network]:
         """Every network the lab numbers or routes (segments, selectors, announced and static
         routes, tunnel inside addresses), but not a default route: anything that must stay

@@ -1,10 +1,12 @@
 """Bring-up benchmark: how long each topology takes from ``bringup.up`` to converged.
 
-    .venv/bin/python bench/bringup.py [--runs N] [--json FILE] [topology.yaml ...]
+    .venv/bin/python bench/bringup.py [--runs N] [--json FILE] [--recorder] [topology.yaml ...]
 
 Every run deploys the topology under a lab name of its own, times the whole ``up()`` (it
 returns once the lab has converged) and each phase (from ``up``'s progress callback), then
 tears the lab down before the next run. A failed run is recorded and the bench goes on.
+``--recorder`` alternates runs with and without the lab's event recorder (one row each):
+what the timeline costs a bring-up, measured side by side in one run.
 Nothing is left behind, Ctrl-C included. Needs root, like the lab itself.
 """
 
@@ -48,7 +50,8 @@ class Run:
     lab: str
     run: int
     ok: bool = False
-    total: float | None = None  # start of up() -> converged, seconds
+    recorder: bool = True
+    total: float | None = None  # start of up() -> converged (and the recorder started)
     phases: dict[str, float] = field(default_factory=dict)
     teardown: float | None = None
     error: str | None = None
@@ -61,8 +64,10 @@ Up = Callable[..., bringup.RunningLab]
 
 
 def _up(runtime: str) -> Up:
-    def up(lab: Lab, progress: bringup.Progress, timeout: float) -> bringup.RunningLab:
-        return bringup.up(lab, progress=progress, timeout=timeout, runtime=runtime)
+    def up(
+        lab: Lab, progress: bringup.Progress, timeout: float, record: bool = True
+    ) -> bringup.RunningLab:
+        return bringup.up(lab, progress=progress, timeout=timeout, runtime=runtime, record=record)
 
     return up
 
@@ -91,9 +96,11 @@ def _teardown(
         signal.signal(signal.SIGINT, previous)
 
 
-def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Run:
+def one_run(
+    path: str, lab: Lab, index: int, runtime: str, timeout: float, record: bool = True
+) -> Run:
     up, leftover = RUNTIMES[runtime]
-    result = Run(topology=path, lab=lab.name, run=index)
+    result = Run(topology=path, lab=lab.name, run=index, recorder=record)
     running = None
     t0 = time.monotonic()
     try:
@@ -101,6 +108,7 @@ def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Ru
             lab,
             progress=lambda phase, secs: result.phases.__setitem__(phase, secs),
             timeout=timeout,
+            record=record,
         )
         result.total = time.monotonic() - t0
         result.ok = True
@@ -120,8 +128,8 @@ def one_run(path: str, lab: Lab, index: int, runtime: str, timeout: float) -> Ru
 def table(results: list[Run]) -> str:
     header = ["topology", "ok", "median", "min", "max", "spread", *PHASES.values()]
     rows = [header]
-    for topo in dict.fromkeys(r.topology for r in results):
-        runs = [r for r in results if r.topology == topo]
+    for topo, recorder in dict.fromkeys((r.topology, r.recorder) for r in results):
+        runs = [r for r in results if (r.topology, r.recorder) == (topo, recorder)]
         totals = [r.total for r in runs if r.ok]
         stats = (
             [statistics.median(totals), min(totals), max(totals), max(totals) - min(totals)]
@@ -134,7 +142,7 @@ def table(results: list[Run]) -> str:
             phases.append(statistics.median(times) if times else None)
         rows.append(
             [
-                Path(topo).stem,
+                Path(topo).stem + ("" if recorder else " (no recorder)"),
                 f"{len(totals)}/{len(runs)}",
                 *(fmt(v) for v in stats),
                 *(fmt(v) for v in phases),
@@ -162,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         default="bench",
         help="lab-name prefix; names are PREFIX-PID-T-R (default 'bench')",
     )
+    parser.add_argument(
+        "--recorder",
+        action="store_true",
+        help="alternate runs with and without the event recorder (one row each)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every run's raw timings here")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -178,19 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for t, path in enumerate(paths):
             for i in range(args.runs):
-                name = f"{args.prefix}-{os.getpid()}-{t}-{i}"
-                try:
-                    lab = load_lab(path, name=name)
-                except VpnlabError as exc:
-                    parser.error(str(exc))
-                run = one_run(path, lab, i, args.runtime, args.timeout)
-                results.append(run)
-                status = f"{run.total:.2f}s" if run.ok else f"FAILED: {run.error}"
-                print(
-                    f"{Path(path).stem} run {i + 1}/{args.runs}: {status}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                for record in (True, False) if args.recorder else (True,):
+                    name = f"{args.prefix}-{os.getpid()}-{t}-{i}{'' if record else 'n'}"
+                    try:
+                        lab = load_lab(path, name=name)
+                    except VpnlabError as exc:
+                        parser.error(str(exc))
+                    run = one_run(path, lab, i, args.runtime, args.timeout, record)
+                    results.append(run)
+                    status = f"{run.total:.2f}s" if run.ok else f"FAILED: {run.error}"
+                    print(
+                        f"{Path(path).stem} run {i + 1}/{args.runs}"
+                        f"{'' if record else ' (no recorder)'}: {status}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     except KeyboardInterrupt:
         print("interrupted: reporting the runs so far", file=sys.stderr)
     print(

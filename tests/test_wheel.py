@@ -107,9 +107,11 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     assert "lab/_data/profiles/templates/strongswan/swanctl.conf.j2" in expected
     expected |= {
         p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "lab" / "render" / "templates").rglob("*")
+        for templates in ("render", "report")
+        for p in (ROOT / "lab" / templates / "templates").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
+    assert "lab/report/templates/report.html.j2" in expected
     assert f"lab/_data/topologies/{TOPOLOGY}.yaml" in expected
     # swanctl.conf is written by lab/render/swanctl.py; strongswan.conf is the template
     assert "lab/render/templates/strongswan/strongswan.conf.j2" in expected

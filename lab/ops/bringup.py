@@ -298,8 +298,10 @@ def up(
     timeout: float = CONVERGE_TIMEOUT,
     keep_on_timeout: bool = False,
     runtime: str = "netns",
+    record: bool = True,
 ) -> RunningLab:
-    """Deploy ``lab`` and wait until it has converged.
+    """Deploy ``lab`` and wait until it has converged; then start its event recorder
+    (``record=False``: no timeline, for the bench that shows what the recorder costs).
 
     Any failure (and Ctrl-C) tears the partial lab down, except a convergence failure with
     ``keep_on_timeout``: then the lab stays for inspection and the error says so.
@@ -314,7 +316,8 @@ def up(
             progress(phase, time.monotonic() - t0)
     except ConvergenceFailed as exc:
         if keep_on_timeout:
-            start_recorder(running)
+            if record:
+                start_recorder(running)
             exc.args = (
                 f"{exc}\nlab {lab.name} left up for inspection; "
                 f"'vpnlab down {lab.name}' removes it",
@@ -325,7 +328,8 @@ def up(
     except BaseException:
         running.down()
         raise
-    start_recorder(running)
+    if record:
+        start_recorder(running)
     return running
 
 

@@ -113,7 +113,8 @@ def parse_checks(items: list, lab: Lab, file: str) -> list[CheckSpec]:
             params = k.params.model_validate(data)
         except ValidationError as exc:
             sub, rule = validation_errors(exc)[0]
-            raise InputError(f"{field}.{kind}.{sub}", rule, file) from None
+            where = f"{field}.{kind}" + ("" if sub == "(top level)" else f".{sub}")
+            raise InputError(where, rule, file) from None
         _cross_check(params, lab, f"{field}.{kind}", file)
         label = getattr(params, "label", None) or f"{kind} {k.label(params)}"
         specs.append(CheckSpec(kind, params, label))

@@ -244,3 +244,12 @@ def test_commands_without_an_exercise_say_so(state_root: Path):
         trainer.hint("carol")
     result = CliRunner().invoke(main, ["exercise", "check", "--as", "carol"])
     assert result.exit_code == 1 and "exercise start NAME --as carol" in result.output
+
+
+def test_forgetting_a_trainee_removes_their_files(state_root: Path):
+    ex = load("psk-mismatch")
+    trainee.save(trainee.new_state("dave", ex.name, ex.folder, "dave-psk-mismatch", "netns"))
+    trainee.write(trainee.directory("dave") / "broken" / "swanctl.conf", "secret = x\n")
+    trainee.forget("dave")
+    assert not trainee.directory("dave").exists()
+    assert trainee.trainees() == []

@@ -9,6 +9,7 @@ import getpass
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -108,7 +109,8 @@ def changing(trainee: str) -> Iterator[TraineeState]:
 
 
 def forget(trainee: str) -> None:
-    (directory(trainee) / STATE_FILE).unlink(missing_ok=True)
+    """The trainee's state and customer files (keys included) gone with their lab."""
+    shutil.rmtree(directory(trainee), ignore_errors=True)
 
 
 def trainees() -> list[TraineeState]:

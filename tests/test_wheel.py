@@ -13,6 +13,7 @@ editable install's own .pth there, which points at the checkout, is not followed
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -106,6 +107,12 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     }
     assert "lab/_data/profiles/templates/strongswan/swanctl.conf.j2" in expected
     expected |= {
+        f"lab/_data/{p.relative_to(ROOT).as_posix()}"
+        for p in (ROOT / "exercises").rglob("*")
+        if p.is_file()
+    }
+    assert "lab/_data/exercises/psk-mismatch/exercise.yaml" in expected
+    expected |= {
         p.relative_to(ROOT).as_posix()
         for templates in ("render", "report")
         for p in (ROOT / "lab" / templates / "templates").rglob("*")
@@ -116,7 +123,9 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     # swanctl.conf is written by lab/render/swanctl.py; strongswan.conf is the template
     assert "lab/render/templates/strongswan/strongswan.conf.j2" in expected
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
-    top_level = sorted(n for n in names if n.split("/")[0] in ("topologies", "images", "profiles"))
+    top_level = sorted(
+        n for n in names if n.split("/")[0] in ("topologies", "images", "profiles", "exercises")
+    )
     assert not top_level, f"shipped data at the wheel's top level: {top_level}"
 
 
@@ -169,3 +178,16 @@ def test_installed_package_renders_a_form_from_its_own_profiles(installed: Insta
     proc = installed.run(str(installed.bin / "vpnlab"), "form", "render", str(form), "-o", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "router bgp 65001" in (out / "customer" / "frr.conf").read_text()
+
+
+def test_installed_cli_lists_and_validates_its_exercises(installed: Installed):
+    """The exercises (and the shipped topologies they name) come from the wheel."""
+    proc = installed.run(str(installed.bin / "vpnlab"), "exercise", "list", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    shipped_names = {p.parent.name for p in (ROOT / "exercises").glob("*/exercise.yaml")}
+    assert set(rows) == shipped_names
+    for row in rows.values():
+        assert Path(row["folder"]).resolve().is_relative_to(installed.venv.resolve()), row
+    proc = installed.run(str(installed.bin / "vpnlab"), "exercise", "validate", "psk-mismatch")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

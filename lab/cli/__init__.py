@@ -5,6 +5,7 @@ One module per command group; ``views`` draws what they show.
 
 from lab.cli import (  # noqa: F401
     conformance,
+    exercise,
     faults,
     forms,
     graph,

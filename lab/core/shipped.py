@@ -1,5 +1,5 @@
 """Data that ships with vpnlab: the topologies, the node image's build context, the provider
-profiles and their customer templates.
+profiles and their customer templates, the training exercises.
 
 A built wheel carries them inside the package (``lab/_data/<name>``, put there by the build,
 see pyproject.toml); a source checkout, editable installs included, has them at the
@@ -12,10 +12,12 @@ from importlib import resources
 from pathlib import Path
 
 TOPOLOGIES, IMAGES, PROFILES = "topologies", "images", "profiles"
+EXERCISES = "exercises"  # break/fix training: one folder per exercise
 
 
 def shipped(name: str) -> Path:
-    """The directory of shipped data ``name`` (``topologies``, ``images``, ``profiles``)."""
+    """The directory of shipped data ``name`` (``topologies``, ``images``, ``profiles``,
+    ``exercises``)."""
     package = Path(str(resources.files("lab")))
     packaged = package / "_data" / name
     return packaged if packaged.is_dir() else package.parent / name

@@ -1,0 +1,75 @@
+"""Every exercise, on real daemons: start -> check fails naming the broken thing ->
+solution -> check passes -> reset -> check fails again.
+
+Runbook per exercise (one bring-up each): start the broken lab for a trainee of this test
+run; poll the checks (each poll reads the live lab once) until exactly the checks the
+exercise lists under ``fails_before_fix`` fail, and no other; apply the reference
+solution; the checks must all pass within the fix wait; reset; the same checks fail again.
+No key appears in what the checks say. The trainee's lab is removed and leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from lab.core.waits import wait_until
+from lab.session.cleanup import leftovers
+from lab.training import trainer
+from lab.training.checks import Result
+from lab.training.exercise import folders, load
+
+BROKEN_WITHIN = 30.0  # the break shows (tunnels tried, BGP sessions up, active checks run)
+FIX_WAIT = 30.0  # a reloaded config, a new SA, a BGP update, then the active checks
+
+
+def _failing(results: list[Result]) -> set[str]:
+    return {r.label for r in results if r.passed is False}
+
+
+def _shows_break(who: str, expected: set[str]) -> list[Result]:
+    """Poll the checks (no wait inside: one read each) until exactly ``expected`` fail."""
+    return wait_until(
+        lambda: trainer.check(who, wait=0),
+        lambda results: _failing(results) == expected,
+        timeout=BROKEN_WITHIN,
+        interval=0.2,
+        what=f"exactly {sorted(expected)} to fail",
+        explain=lambda results: "\n".join(f"{r.label}: {r.passed} {r.seen}" for r in results),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(folders()))
+def test_exercise_break_fix_reset(name: str, lab_runtime: str) -> None:
+    ex = load(name)
+    assert ex.fails_before_fix, f"{name}: fails_before_fix names no check"
+    expected = set(ex.fails_before_fix)
+    keys = set(
+        re.findall(r"secret = (.+)", "".join(f for v in ex.files.values() for f in v.values()))
+    )
+    who = f"tr{os.getpid() % 100000}"
+    t0 = time.monotonic()
+    c = trainer.start(name, who, lab_runtime)
+    lab = c.running.name
+    said: list[str] = []
+    try:
+        before = _shows_break(who, expected)
+        said += [r.seen for r in before]
+        trainer.solution(who)
+        fixed = trainer.check(who, wait=FIX_WAIT)
+        said += [r.seen for r in fixed]
+        assert all(r.passed for r in fixed), "\n".join(f"{r.label}: {r.seen}" for r in fixed)
+        trainer.reset(who)
+        said += [r.seen for r in _shows_break(who, expected)]
+    finally:
+        trainer.stop(who)
+    print(f"\n{name} on {lab_runtime}: {time.monotonic() - t0:.1f}s; broken: {sorted(expected)}")
+    for r in before:
+        print(f"  {r.label}: {r.seen}")
+    assert leftovers(lab) == []
+    for text in said:
+        for key in keys:
+            assert key not in text

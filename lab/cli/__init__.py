@@ -3,7 +3,16 @@
 One module per command group; ``views`` draws what they show.
 """
 
-from lab.cli import conformance, faults, forms, graph, images, lifecycle, measure  # noqa: F401
+from lab.cli import (  # noqa: F401
+    capture,
+    conformance,
+    faults,
+    forms,
+    graph,
+    images,
+    lifecycle,
+    measure,
+)
 from lab.cli.common import main
 
 __all__ = ["main"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from lab.daemons.charon import Charon
+from lab.topology.proposals import INTEGRITY_NAMES
 
 KEYLOG_DIR = "keylog.d"  # strongswan.conf: include keylog.d/*.conf
 CONF = "keys.conf"
@@ -79,6 +80,21 @@ class EspKeys:
     integrity: str | None  # HMAC_SHA2_256_128...; None with AEAD
     integrity_key: str
     tunnel: str | None
+
+    @property
+    def proposal(self) -> str:
+        """Its algorithms in proposal keywords (``aes256-sha256``, ``aes128gcm16``); the
+        key size comes from the key (an AES-GCM key carries a 4-byte salt)."""
+        size = len(self.encryption_key) // 2
+        if self.encryption.startswith("AES_GCM_"):
+            words = [f"aes{(size - 4) * 8}gcm{self.encryption.rsplit('_', 1)[1]}"]
+        elif self.encryption == "AES_CBC":
+            words = [f"aes{size * 8}"]
+        else:
+            words = [self.encryption.lower()]
+        if self.integrity:
+            words.append(INTEGRITY_NAMES.get(self.integrity, self.integrity.lower()))
+        return "-".join(words)
 
 
 @dataclass(frozen=True)

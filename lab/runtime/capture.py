@@ -14,9 +14,11 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-# -U: every packet is written out at once (a capture cut short still holds all of it);
-# -n: no name lookups (they would leave the lab); -w -: pcap on stdout.
-TCPDUMP = ["tcpdump", "-n", "-U", "-w", "-"]
+# --immediate-mode: libpcap hands each packet over as it comes (by default the kernel's
+# ring passes on blocks, once a second or when full: a capture stopped within a second of
+# its packets lost them all); -U: each is written out at once; -n: no name lookups (they
+# would leave the lab); -w -: pcap on stdout.
+TCPDUMP = ["tcpdump", "--immediate-mode", "-n", "-U", "-w", "-"]
 LISTENING = "listening on"  # tcpdump's stderr once the interface is capturing
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,7 +257,7 @@ class Capture:
         proc.stop()  # SIGINT: tcpdump flushes, counts and exits
         code = proc.wait(STOP_TIMEOUT)
         if code is None:
-            proc.stop(9)
+            proc.stop(signal.SIGKILL)
             code = proc.wait(STOP_TIMEOUT)
         m = CAPTURED.search(proc.output())
         result = CaptureResult(str(self.target), self.pcap, int(m[1]) if m else None, code)

@@ -1,8 +1,9 @@
 """Wireshark's own key tables (UAT files), from keys in strongSwan's terms. Pure.
 
 A folder holding ``esp_sa`` and ``ikev2_decryption_table`` (and ``ikev1_decryption_table``)
-is a Wireshark configuration profile as it is: ``tshark -C <folder>`` or, with an absolute
-path, ``wireshark -C``... reads them, and so does copying them into ``~/.config/wireshark/``.
+is a Wireshark configuration profile as it is: ``WIRESHARK_CONFIG_DIR=<folder> tshark -r F``
+reads it, and so does ``tshark -C NAME`` once it is copied to
+``~/.config/wireshark/profiles/NAME`` (``-C`` takes a profile's name, not a path).
 
 Row syntax, checked against Debian 12's tshark 4.0.17: fields separated by commas; text
 fields quoted (``"AES-CBC [RFC3602]"``, and esp_sa's SPI and keys as quoted ``0x..`` text);

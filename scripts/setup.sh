@@ -11,7 +11,7 @@ APT_PACKAGES=(
   iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
   libstrongswan-extra-plugins libcharon-extra-plugins
-  frr graphviz chromium
+  frr graphviz tshark chromium
 )
 
 install_packages() {
@@ -21,6 +21,9 @@ install_packages() {
   done
   if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
+    # tshark (vpnlab capture's tests read the decrypted pcaps with it) would otherwise ask
+    # whether non-root users may capture: answer no, without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null

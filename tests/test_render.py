@@ -70,6 +70,8 @@ def parse_conf(text: str) -> dict:
             stack.append(section)
         elif line == "}":
             stack.pop()
+        elif line.startswith("include "):
+            stack[-1].setdefault("include", []).append(line.split(None, 1)[1])
         else:
             key, sep, value = line.partition("=")
             assert sep, f"not key = value: {raw!r}"
@@ -199,6 +201,12 @@ def test_strongswan_conf_userspace(bgp: Lab) -> None:
     assert charon["routing_table"] == "0"
     assert charon["plugins"]["vici"]["socket"] == f"unix://{NODE_ROOT}/vgw1/charon.vici"
     assert charon["filelog"]["charon"]["path"] == f"{NODE_ROOT}/vgw1/charon.log"
+
+
+def test_strongswan_conf_includes_the_key_logger_folder(bgp: Lab) -> None:
+    # Empty unless `vpnlab capture --keys` is taking keys (lab/daemons/keylog.py).
+    conf = parse_conf(render(bgp, "vgw1")["strongswan.conf"])
+    assert conf["include"] == [f"{NODE_ROOT}/vgw1/keylog.d/*.conf"]
 
 
 def test_strongswan_conf_kernel(bgp: Lab) -> None:

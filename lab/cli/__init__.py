@@ -4,6 +4,7 @@ One module per command group; ``views`` draws what they show.
 """
 
 from lab.cli import (  # noqa: F401
+    capture,
     conformance,
     exercise,
     faults,

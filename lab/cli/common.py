@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from lab.core.errors import LabError, VpnlabError
+from lab.core.errors import InputError, LabError, VpnlabError
 
 # Piped output (CI logs, files) gets room for the status tables.
 out = Console(width=None if sys.stdout.isatty() else 140)
@@ -54,3 +54,13 @@ def pick_lab(name: str | None) -> str:
 
 
 lab_option = click.option("--lab", "-l", "lab_name", help="lab name (default: the only one up)")
+
+
+def seconds_option(value: str, field: str = "--for") -> float:
+    """A duration option (30, 30s, 2m) in seconds; InputError naming the option."""
+    from lab.topology.schema import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except ValueError as exc:
+        raise InputError(field, str(exc)) from None

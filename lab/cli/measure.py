@@ -8,19 +8,10 @@ import time
 import click
 from rich.live import Live
 
-from lab.cli.common import lab_option, main, out, pick_lab
+from lab.cli.common import lab_option, main, out, pick_lab, seconds_option
 from lab.core.errors import InputError
 
 FAILURES = ("terminate", "kill-charon", "block", "link-down", "black-hole")
-
-
-def _seconds(value: str) -> float:
-    from lab.topology.schema import parse_duration
-
-    try:
-        return float(parse_duration(value))
-    except ValueError as exc:
-        raise InputError("--for", str(exc)) from None
 
 
 def _address(running, ref: str) -> str:
@@ -46,7 +37,7 @@ def probe(src: str, dst: str, duration: str, lab_name: str | None) -> None:
     running = RunningLab.attach(pick_lab(lab_name))
     if src not in running.lab.nodes:
         raise InputError("SRC", f"no node {src!r} in lab {running.name}")
-    seconds = _seconds(duration)
+    seconds = seconds_option(duration)
     p = Probe(running, src, _address(running, dst), seconds).start()
     try:
         with Live(console=out, refresh_per_second=4, transient=True) as live:

@@ -240,6 +240,15 @@ class Charon:
                 raise LabError(f"{self.node}: rekey {args} failed: {exc}") from None
         return int(answer.get("matches", 0))
 
+    def reload_settings(self) -> None:
+        """Have charon re-read strongswan.conf (and what it includes); this reloads its
+        loggers too."""
+        with self.session() as s:
+            try:
+                s.reload_settings()
+            except vici.exception.CommandException as exc:
+                raise LabError(f"{self.node}: reload-settings failed: {exc}") from None
+
     def _control(self, command: str, args: dict) -> list[str]:
         # initiate/terminate stream log lines and only raise at the end: always consume.
         lines: list[str] = []

@@ -14,7 +14,7 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from ipaddress import IPv4Interface, IPv4Network
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple, Protocol
 
 # A Linux bridge takes at most 1024 ports (BR_MAX_PORTS), in a namespace as under Docker.
@@ -106,6 +106,14 @@ class Runtime(Protocol):
 
     def processes(self, node: str) -> dict[int, str]: ...
     def kill(self, node: str, pids: list[int]) -> None: ...
+
+    # packet capture
+    def capture(self, pcap: Path, *, interface: str, node: str | None = None) -> Process:
+        """tcpdump on ``node``'s ``interface``, or, with no node, on the segment named
+        ``interface`` as a whole (its bridge); the pcap goes to ``pcap`` on this host until
+        the process is stopped (SIGINT). Its ``output()`` is tcpdump's stderr, which says
+        "listening on" once it captures."""
+        ...
 
     # sockets inside a node
     def unix_socket(self, node: str, path: PurePosixPath) -> socket.socket | None:

@@ -22,6 +22,7 @@ from pyroute2 import NetNS, netns
 from lab.core.errors import CommandTimeout, LabError
 from lab.core.paths import lab_dir
 from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
+from lab.runtime.capture import HostCapture, tcpdump_argv
 from lab.topology.choices import HOST_RELEASE
 
 PREFIX = "vpnlab."
@@ -82,6 +83,18 @@ class NetnsRuntime:
 
     def _bridge(self, segment: str) -> str:
         return f"br{self._segments.index(segment)}"
+
+    def segment_bridge(self, segment: str) -> str | None:
+        """The fabric bridge of ``segment``, found by its alias (a runtime attached to a
+        running lab did not create the bridges itself)."""
+        if self.fabric not in netns.listnetns():
+            return None
+        with NetNS(self.fabric) as ns:
+            for link in ns.get_links():
+                alias = link.get_attr("IFLA_IFALIAS") or ""
+                if alias.split(" ")[0] == segment:
+                    return link.get_attr("IFLA_IFNAME")
+        return None
 
     def attach(self, node: str, links: Sequence[Link]) -> None:
         for link in links:
@@ -171,6 +184,19 @@ class NetnsRuntime:
                 stdin=subprocess.DEVNULL,
                 check=True,
             )
+
+    def capture(self, pcap: Path, *, interface: str, node: str | None = None) -> HostCapture:
+        # The host's tcpdump inside the node's namespace, or inside the fabric namespace on
+        # the segment's bridge: nothing is opened in the host's own namespace.
+        if node is None:
+            bridge = self.segment_bridge(interface)
+            if bridge is None:
+                raise LabError(f"lab {self.lab} has no segment {interface!r}")
+            argv = tcpdump_argv(bridge)
+            command = ["ip", "netns", "exec", self.fabric, *argv]
+            return HostCapture(f"segment {interface}", argv, command, pcap)
+        argv = tcpdump_argv(interface)
+        return HostCapture(node, argv, self._argv(node, argv), pcap)
 
     # files: a node's files live on the host, so the namespaces share them with us -------
     def node_dir(self, node: str) -> PurePosixPath:

@@ -25,7 +25,8 @@ import uuid
 from collections.abc import Sequence
 from functools import cached_property
 from ipaddress import IPv4Network
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 # Imported here, in the thread that loads this module: importing parts of the docker
 # package from several threads at once breaks on its circular imports.
@@ -36,6 +37,7 @@ from lab.core.errors import CommandTimeout, LabError
 from lab.core.hostlock import host_lock
 from lab.core.paths import lab_dir
 from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
+from lab.runtime.capture import HostCapture, tcpdump_argv
 from lab.runtime.docker.engine import LABEL, client
 from lab.runtime.docker.tags import NODE_REPO
 
@@ -254,7 +256,10 @@ class DockerRuntime:
 
     def _network(self, segment: str):
         if segment not in self._networks:
-            self._networks[segment] = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
+            try:
+                self._networks[segment] = self.docker.networks.get(f"vpnlab-{self.lab}-{segment}")
+            except Exception:
+                raise LabError(f"lab {self.lab} has no segment {segment!r}") from None
         return self._networks[segment]
 
     # files -------------------------------------------------------------------------------
@@ -322,6 +327,27 @@ class DockerRuntime:
         self._container(node).exec_run(
             ["sh", "-c", f'exec "$@" >>{log} 2>&1', "sh", *argv], environment=env, detach=True
         )
+
+    def capture(
+        self, pcap: Path, *, interface: str, node: str | None = None
+    ) -> ExecCapture | HostCapture:
+        if node is not None:
+            # The image's tcpdump, its pcap streamed out through the exec: no file to copy
+            # out, and it works where the engine is remote (Docker Desktop).
+            return ExecCapture(self, node, tcpdump_argv(interface), pcap)
+        # A segment is a bridge on the engine's host: read with the host's tcpdump, as the
+        # bridge is (only possible where the engine runs on this host).
+        network = self._network(interface)
+        bridge = (network.attrs.get("Options") or {}).get(
+            "com.docker.network.bridge.name", f"br-{network.id[:12]}"
+        )
+        if not Path("/sys/class/net", bridge).exists():
+            raise LabError(
+                f"segment {interface}: its bridge {bridge} is not on this host (a remote "
+                f"Docker engine?); capture on a node's interface instead (NODE:IFACE)"
+            )
+        argv = tcpdump_argv(bridge)
+        return HostCapture(f"segment {interface}", argv, argv, pcap)
 
     def processes(self, node: str) -> dict[int, str]:
         out = self.run(node, ["ps", "-eo", "pid=,comm="], check=False).stdout
@@ -410,6 +436,61 @@ class ExecProcess:
         if self.exit_code is None:
             self._runtime.run(
                 self.node, ["sh", "-c", f"kill -{int(sig)} $(cat {self._pidfile})"], check=False
+            )
+
+    def output(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+class ExecCapture:
+    """A command in a container whose stdout (pcap) is streamed into a file on this host
+    and whose stderr is kept for ``output()``; signalled through its pid, as ExecProcess."""
+
+    def __init__(self, runtime: DockerRuntime, node: str, argv: list[str], pcap: Path) -> None:
+        self.node, self.argv = node, argv
+        self._runtime = runtime
+        self._pidfile = f"/tmp/vpnlab-cap-{uuid.uuid4().hex[:8]}"
+        api = runtime.docker.api
+        self._exec = api.exec_create(
+            runtime._container(node).id,
+            ["sh", "-c", f'echo $$ > {self._pidfile}; exec "$@"', "sh", *argv],
+        )["Id"]
+        self._file: BinaryIO = pcap.open("wb")
+        self._chunks: list[bytes] = []
+        stream = api.exec_start(self._exec, stream=True, demux=True)
+        self._reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._reader.start()
+        self._code: int | None = None
+
+    def _pump(self, stream) -> None:
+        try:
+            for out, err in stream:
+                if out:
+                    self._file.write(out)
+                    self._file.flush()
+                if err:
+                    self._chunks.append(err)
+        finally:
+            self._file.close()
+
+    @property
+    def exit_code(self) -> int | None:
+        if self._code is None and not self._reader.is_alive():
+            info = self._runtime.docker.api.exec_inspect(self._exec)
+            if not info["Running"]:
+                self._code = info["ExitCode"]
+        return self._code
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._reader.join(timeout)  # the stream ends when the command does
+        return self.exit_code
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.exit_code is None:
+            self._runtime.run(
+                self.node,
+                ["sh", "-c", f"kill -{int(sig)} $(cat {self._pidfile}); rm -f {self._pidfile}"],
+                check=False,
             )
 
     def output(self) -> str:

@@ -26,3 +26,9 @@ def test_ruff_check_clean():
 def test_ruff_format_clean():
     proc = _ruff("format", "--check")
     assert proc.returncode == 0, "run 'ruff format': " + proc.stdout + proc.stderr
+
+
+def test_test_files_have_unique_basenames():
+    """pytest imports tests/ and scenarios/ files by basename: a clash stops collection."""
+    files = [p.name for d in ("tests", "scenarios") for p in (ROOT / d).glob("test_*.py")]
+    assert sorted({n for n in files if files.count(n) > 1}) == []

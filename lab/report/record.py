@@ -108,11 +108,11 @@ def _svg_body(svg: str) -> str:
 
 
 def _copy_captures(events: list[Event], dest: Path) -> list[str]:
-    """The pcaps the timeline names (``vpnlab capture``), copied beside the record; never
+    """The pcaps the timeline names (``vpnlab capture``: data.pcap), copied beside the record; never
     their keys folder."""
     out = []
     for e in events:
-        file = e.data.get("file")
+        file = e.data.get("pcap")
         if not isinstance(file, str) or not file.endswith((".pcap", ".pcapng")):
             continue
         src = Path(file)

@@ -14,6 +14,7 @@ Every container and network carries the labels ``vpnlab=1`` and ``vpnlab.lab=<la
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
 import socket
@@ -30,12 +31,13 @@ from typing import BinaryIO
 
 # Imported here, in the thread that loads this module: importing parts of the docker
 # package from several threads at once breaks on its circular imports.
-from docker.errors import APIError
+from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
 from lab.core.errors import CommandTimeout, LabError
 from lab.core.hostlock import host_lock
 from lab.core.paths import lab_dir
+from lab.core.waits import wait_until
 from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
 from lab.runtime.capture import HostCapture, tcpdump_argv
 from lab.runtime.docker.engine import LABEL, client
@@ -392,12 +394,25 @@ class DockerRuntime:
 def destroy_labelled(docker_client, labels: dict[str, str]) -> dict[str, list[str]]:
     """Remove the containers, then the networks, carrying these labels."""
     selector = [f"{k}={v}" for k, v in labels.items()]
-    containers = docker_client.containers.list(all=True, filters={"label": selector})
+
+    def left() -> list:
+        return docker_client.containers.list(all=True, filters={"label": selector})
+
+    containers = left()
     for c in containers:
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: another process (a dying lab's) is removing it
+                raise
+    # A network cannot go while a container being removed elsewhere still holds it.
+    wait_until(left, lambda cs: not cs, timeout=60, interval=0.2, what="containers removed")
     networks = docker_client.networks.list(filters={"label": selector})
     for n in networks:
-        n.remove()
+        with contextlib.suppress(NotFound):
+            n.remove()
     return {"containers": [c.name for c in containers], "networks": [n.name for n in networks]}
 
 

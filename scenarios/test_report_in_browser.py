@@ -1,7 +1,8 @@
 """The HTML report as an engineer opens it: headless Chromium, from disk, no network.
 
 Runbook: bring the Tray BGP lab up; fail tunnel 1 (its SA terminated) under a probe, then
-restore it; write the lab's report with ``vpnlab report``; Chromium loads it with nothing
+restore it; capture the internet segment for 2 s; write the lab's report with ``vpnlab
+report`` (the capture linked and copied); Chromium loads it with nothing
 on its console, and the screenshot shows the diagram and the timeline plot (their colours);
 no file of the report holds a key. A pytest run with ``--vpnlab-report`` records its lab.
 """
@@ -42,6 +43,9 @@ def test_lab_report_in_chromium(lab, tmp_path):
     m = measure(lab, "tunnel1", "terminate", after=1.0)
     assert m.result.longest is not None  # the plot has an outage to show
     restore(lab)
+    pcap = tmp_path / "internet.pcap"
+    proc = vpnlab("capture", "internet", "-o", str(pcap), "--for", "2s", "--lab", lab.name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = vpnlab("report", "--lab", lab.name, str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     page = tmp_path / "report" / "report.html"
@@ -52,7 +56,10 @@ def test_lab_report_in_chromium(lab, tmp_path):
     assert seen[rgb(plot.SA_UP)] > 2000 and seen[rgb(plot.BGP_UP)] > 2000, "the plot's bars"
     assert seen[rgb(plot.OUTAGE)] > 20, "the probe's outage in the plot"
     assert files_holding(tmp_path / "report", lab.lab.psks()) == []
-    assert len(list((tmp_path / "report" / "labs" / lab.name / "logs").glob("*charon.log"))) == 3
+    recorded = tmp_path / "report" / "labs" / lab.name
+    assert len(list((recorded / "logs").glob("*charon.log"))) == 3
+    assert (recorded / "captures" / pcap.name).read_bytes() == pcap.read_bytes()
+    assert f'href="labs/{lab.name}/captures/{pcap.name}"' in page.read_text()
 
 
 def test_chromium_reports_a_broken_page(tmp_path):

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Sequence
 from ipaddress import IPv4Network
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,7 @@ from lab.core.errors import CommandTimeout, LabError
 from lab.core.paths import lab_dir
 from lab.runtime.base import NODE_SYSCTLS, Link, check_segment
 from lab.runtime.capture import HostCapture, tcpdump_argv
+from lab.runtime.hostprocess import HostProcess
 from lab.topology.choices import HOST_RELEASE
 
 PREFIX = "vpnlab."
@@ -165,9 +165,9 @@ class NetnsRuntime:
             )
         return proc
 
-    def background(self, node: str, argv: list[str]) -> NetnsProcess:
+    def background(self, node: str, argv: list[str]) -> HostProcess:
         """A command running in the node while we go on; its output is ours to read."""
-        return NetnsProcess(node, argv, self._argv(node, argv))
+        return HostProcess(node, argv, self._argv(node, argv))
 
     def spawn(self, node: str, argv: list[str], *, env: dict[str, str], log: PurePosixPath) -> None:
         """Start a daemon in the node, detached from us; it outlives this process."""
@@ -251,44 +251,6 @@ def _connect_unix(path: str, timeout: float = 10) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-class NetnsProcess:
-    """A command in a namespace, its output gathered as it comes."""
-
-    def __init__(self, node: str, argv: list[str], command: list[str]) -> None:
-        self.node, self.argv = node, argv
-        self._proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        self._chunks: list[bytes] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        while chunk := self._proc.stdout.read1(65536):
-            self._chunks.append(chunk)
-
-    @property
-    def exit_code(self) -> int | None:
-        return self._proc.poll()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self._reader.join(5)  # the pipe drains once the command has ended
-        return self._proc.returncode
-
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        if self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.send_signal(sig)
-
-    def output(self) -> str:
-        return b"".join(self._chunks).decode(errors="replace")
 
 
 def _kill_group(popen: subprocess.Popen) -> None:

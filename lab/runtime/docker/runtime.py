@@ -417,8 +417,10 @@ def destroy_labelled(docker_client, labels: dict[str, str]) -> dict[str, list[st
 
 
 class ExecProcess:
-    """A command in a container through a streaming exec; its pid (in the container) is
-    written to a file so that it can be signalled."""
+    """A command in a container through a streaming exec, its output gathered as it comes;
+    its pid (in the container) is written to a file so that it can be signalled."""
+
+    SHELL = 'echo $$ > {pidfile}; exec "$@" 2>&1'  # stdout and stderr, interleaved
 
     def __init__(self, runtime: DockerRuntime, node: str, argv: list[str]) -> None:
         self.node, self.argv = node, argv
@@ -427,13 +429,18 @@ class ExecProcess:
         api = runtime.docker.api
         self._exec = api.exec_create(
             runtime._container(node).id,
-            ["sh", "-c", f'echo $$ > {self._pidfile}; exec "$@" 2>&1', "sh", *argv],
+            ["sh", "-c", self.SHELL.format(pidfile=self._pidfile), "sh", *argv],
         )["Id"]
         self._chunks: list[bytes] = []
-        stream = api.exec_start(self._exec, stream=True)
-        self._reader = threading.Thread(target=lambda: self._chunks.extend(stream), daemon=True)
+        self._reader = threading.Thread(target=self._pump, args=(self._start(),), daemon=True)
         self._reader.start()
         self._code: int | None = None
+
+    def _start(self):
+        return self._runtime.docker.api.exec_start(self._exec, stream=True)
+
+    def _pump(self, stream) -> None:
+        self._chunks.extend(stream)
 
     @property
     def exit_code(self) -> int | None:
@@ -449,33 +456,25 @@ class ExecProcess:
 
     def stop(self, sig: int = signal.SIGINT) -> None:
         if self.exit_code is None:
-            self._runtime.run(
-                self.node, ["sh", "-c", f"kill -{int(sig)} $(cat {self._pidfile})"], check=False
-            )
+            kill = f"kill -{int(sig)} $(cat {self._pidfile}); rm -f {self._pidfile}"
+            self._runtime.run(self.node, ["sh", "-c", kill], check=False)
 
     def output(self) -> str:
         return b"".join(self._chunks).decode(errors="replace")
 
 
-class ExecCapture:
-    """A command in a container whose stdout (pcap) is streamed into a file on this host
-    and whose stderr is kept for ``output()``; signalled through its pid, as ExecProcess."""
+class ExecCapture(ExecProcess):
+    """A capture in a container: its stdout (the pcap) is streamed into a file on this
+    host, its stderr kept for ``output()``."""
+
+    SHELL = 'echo $$ > {pidfile}; exec "$@"'
 
     def __init__(self, runtime: DockerRuntime, node: str, argv: list[str], pcap: Path) -> None:
-        self.node, self.argv = node, argv
-        self._runtime = runtime
-        self._pidfile = f"/tmp/vpnlab-cap-{uuid.uuid4().hex[:8]}"
-        api = runtime.docker.api
-        self._exec = api.exec_create(
-            runtime._container(node).id,
-            ["sh", "-c", f'echo $$ > {self._pidfile}; exec "$@"', "sh", *argv],
-        )["Id"]
         self._file: BinaryIO = pcap.open("wb")
-        self._chunks: list[bytes] = []
-        stream = api.exec_start(self._exec, stream=True, demux=True)
-        self._reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._reader.start()
-        self._code: int | None = None
+        super().__init__(runtime, node, argv)
+
+    def _start(self):
+        return self._runtime.docker.api.exec_start(self._exec, stream=True, demux=True)
 
     def _pump(self, stream) -> None:
         try:
@@ -487,26 +486,3 @@ class ExecCapture:
                     self._chunks.append(err)
         finally:
             self._file.close()
-
-    @property
-    def exit_code(self) -> int | None:
-        if self._code is None and not self._reader.is_alive():
-            info = self._runtime.docker.api.exec_inspect(self._exec)
-            if not info["Running"]:
-                self._code = info["ExitCode"]
-        return self._code
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        self._reader.join(timeout)  # the stream ends when the command does
-        return self.exit_code
-
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        if self.exit_code is None:
-            self._runtime.run(
-                self.node,
-                ["sh", "-c", f"kill -{int(sig)} $(cat {self._pidfile}); rm -f {self._pidfile}"],
-                check=False,
-            )
-
-    def output(self) -> str:
-        return b"".join(self._chunks).decode(errors="replace")

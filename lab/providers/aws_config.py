@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -190,7 +191,7 @@ class _Xml:
         return None
 
 
-def _xml_tunnel(el: ET.Element, n: int, file: str, ike: int | None, warns: list) -> AwsTunnel:
+def _xml_tunnel(el: ET.Element, n: int, file: str, ike: int | None, warns: list[str]) -> AwsTunnel:
     x = _Xml(el, n, file)
     ike_mode = x.get("ike/mode", required=False) or "main"
     version = _ike_version(x.get("ike/version", required=False), ike_mode, ike, x.where("ike"))
@@ -320,7 +321,7 @@ def _text_items(body: str) -> dict[tuple[str, str], str]:
     return items
 
 
-def _text_tunnel(n: int, body: str, file: str, ike: int | None, warns: list) -> AwsTunnel:
+def _text_tunnel(n: int, body: str, file: str, ike: int | None, warns: list[str]) -> AwsTunnel:
     items = _text_items(body)
 
     def where(path: str) -> str:
@@ -406,7 +407,7 @@ def _missing(where: str, file: str) -> str:
 
 
 # shared ---------------------------------------------------------------------------------------
-def _checked(t: AwsTunnel, where, file: str) -> AwsTunnel:
+def _checked(t: AwsTunnel, where: Callable[[str], str], file: str) -> AwsTunnel:
     if not t.psk.get_secret_value():
         raise InputError(where("pre-shared key"), "empty", file)
     if t.vgw_asn is not None:

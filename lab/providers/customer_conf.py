@@ -31,6 +31,7 @@ CHILD_KEYS = {
 # Handled by the lab itself (on the userspace data plane they are fixed), so only noted.
 LAB_OWNED = {"keyingtries", "mobike", "encap", "aggressive", "reqid"}
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Keys = list[tuple[set[str], str]]  # (the key's owners: ids or addresses, the key)
 
 
 def seconds(value: str, where: str, file: str) -> int:
@@ -106,7 +107,7 @@ def from_swanctl(text: str, file: str) -> tuple[list[CustomerTunnel], list[str]]
     return tunnels, warnings
 
 
-def _secrets(section: dict, file: str, warnings: list[str]) -> list[tuple[set[str], str]]:
+def _secrets(section: dict, file: str, warnings: list[str]) -> Keys:
     out = []
     for name, sec in section.items():
         if not name.startswith("ike"):
@@ -119,7 +120,7 @@ def _secrets(section: dict, file: str, warnings: list[str]) -> list[tuple[set[st
     return out
 
 
-def _connection(name: str, c: dict, keys, file: str, warnings: list[str]) -> CustomerTunnel:
+def _connection(name: str, c: dict, keys: Keys, file: str, warnings: list[str]) -> CustomerTunnel:
     where = f"connections.{name}"
     if not isinstance(c, dict):
         raise InputError(where, "not a section", file)
@@ -233,7 +234,7 @@ def _actions(t: CustomerTunnel, child: dict, cw: str, file: str, warnings: list[
         t.dpd = {**(t.dpd or {}), "action": action}
 
 
-def _psk_for(t: CustomerTunnel, c: dict, keys: list[tuple[set[str], str]]) -> str | None:
+def _psk_for(t: CustomerTunnel, c: dict, keys: Keys) -> str | None:
     """The secret whose owners match this connection's identities or addresses (strongSwan
     picks the best match; an entry without ids matches any)."""
     mine = {v for v in ((c.get("local") or {}).get("id"), (c.get("remote") or {}).get("id")) if v}

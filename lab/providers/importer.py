@@ -14,18 +14,20 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from lab.core.errors import InputError
 from lab.providers.aws_config import AwsConnection
 from lab.providers.plan import PSK_ALPHABET
 from lab.topology.profiles import Profile
 from lab.topology.resolve import resolve
-from lab.topology.schema import LAB_NAME, Topology
+from lab.topology.schema import LAB_NAME, PATTERN_RULES, Topology
 from lab.topology.yamlfile import validation_errors
 
 PROVIDER_SITE, CUSTOMER_SITE, PUBLIC_SITE = "provider", "customer", "public"
@@ -111,11 +113,7 @@ def lab_name(given: str | None, *candidates: str | None) -> str:
     """``given`` (checked), else the first candidate made into a valid lab name."""
     if given:
         if not re.match(LAB_NAME, given):
-            raise InputError(
-                "--name",
-                "lab names are lowercase letters, digits and '-', "
-                "start with a letter, at most 24 characters",
-            )
+            raise InputError("--name", PATTERN_RULES[LAB_NAME])
         return given
     for c in candidates:
         if c:
@@ -263,7 +261,7 @@ def with_provider(
     )
 
 
-def _union(lists) -> list[IPv4Network]:
+def _union(lists: Iterable[list[IPv4Network]]) -> list[IPv4Network]:
     out: list[IPv4Network] = []
     for nets in lists:
         out += [n for n in nets if n not in out]
@@ -384,7 +382,15 @@ def build(imp: Import, *, reveal: bool) -> tuple[dict, dict[str, str], list[str]
     return data, env, header
 
 
-def _keys(tname, c: CustomerTunnel, prov: ProviderTunnel, tunnel, env, imp, reveal) -> None:
+def _keys(
+    tname: str,
+    c: CustomerTunnel,
+    prov: ProviderTunnel,
+    tunnel: dict,
+    env: dict[str, str],
+    imp: Import,
+    reveal: bool,
+) -> None:
     var = f"VPNLAB_{tname.upper()}_PSK"
     cust, provider = c.psk, prov.psk
     if cust is None and provider is None:
@@ -473,9 +479,8 @@ def validate(imp: Import, data: dict, env: dict[str, str], output: Path) -> None
     revealed = _with_keys(data, env)
     try:
         topo = Topology.model_validate(revealed)
-    except Exception as exc:  # pydantic's ValidationError: name the first problem
-        errors = validation_errors(exc) if hasattr(exc, "errors") else [("(topology)", str(exc))]
-        field_, rule = errors[0]
+    except ValidationError as exc:
+        field_, rule = validation_errors(exc)[0]
         raise InputError(f"the lab it makes: {field_}", rule, imp.source) from None
     try:
         resolve(topo, source=str(output))
@@ -483,7 +488,7 @@ def validate(imp: Import, data: dict, env: dict[str, str], output: Path) -> None
         raise InputError(f"the lab it makes: {exc.field}", exc.rule, imp.source) from None
 
 
-def _with_keys(data: dict, env: dict[str, str]):
+def _with_keys(data: object, env: dict[str, str]) -> object:
     if isinstance(data, dict):
         if set(data) == {"env"} and data["env"] in env:
             return env[data["env"]]

@@ -8,6 +8,7 @@ ipsec.secrets. Settings a lab cannot express become warnings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.core.errors import InputError
@@ -68,6 +69,7 @@ def parse(text: str, file: str) -> dict[str, dict[str, tuple[str, int]]]:
 
 
 def _expanded(name: str, sections: dict, file: str, chain: tuple[str, ...] = ()) -> dict:
+    # `chain` is the also= path so far: a name already on it is a loop.
     """A conn's settings with %default and its also= sections merged in (its own win)."""
     if name in chain:
         loop = " -> ".join((*chain, name))
@@ -137,7 +139,12 @@ def from_ipsec_conf(
     return tunnels, warnings
 
 
-def _tunnel(name, conn: dict, file: str, keys, warnings: list[str]) -> CustomerTunnel:
+Keys = list[tuple[set[str], str]]
+
+
+def _tunnel(
+    name: str, conn: dict, file: str, keys: Keys | None, warnings: list[str]
+) -> CustomerTunnel:
     where = f"conn {name}"
 
     def get(key: str, default: str | None = None) -> str | None:
@@ -219,7 +226,9 @@ def _proposals(value: str | None, where: str, file: str, *, esp: bool) -> list[s
     return found if strict else [*found, "default"]
 
 
-def _dpd(t: CustomerTunnel, get, where: str, file: str, warnings: list[str]) -> None:
+def _dpd(
+    t: CustomerTunnel, get: Callable[..., str | None], where: str, file: str, warnings: list[str]
+) -> None:
     action = get("dpdaction", "none")
     if action == "none":
         t.dpd = {"delay": 0}  # ipsec.conf: no dpdaction, no DPD
@@ -233,7 +242,7 @@ def _dpd(t: CustomerTunnel, get, where: str, file: str, warnings: list[str]) -> 
     }
 
 
-def _psk_for(conn: dict, t: CustomerTunnel, keys) -> str | None:
+def _psk_for(conn: dict, t: CustomerTunnel, keys: Keys | None) -> str | None:
     if keys is None:
         return None
     mine = {conn[k][0].lstrip("@") for k in ("left", "right", "leftid", "rightid") if k in conn}

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from lab.cli import main
 from lab.core.errors import ConvergenceFailed
+from lab.core.paths import lab_dir
 from lab.core.shipped import SAMPLES, shipped
 from lab.observe.diagnose import diagnose
 from lab.ops import bringup
@@ -110,6 +111,9 @@ def test_imported_lab_carries_traffic_and_fails_over(sample_lab: RunningLab):
     finally:
         took = restore(sample_lab, timeout=60)
     print(f"tunnel1 re-established {took:.2f}s after the fault was cleared")
+    # Daemon logs and rendered files hold no key; only the 0600 state file does, by design.
+    files = [f for f in lab_dir(lab.name).rglob("*") if f.is_file() and f.name != "lab.json"]
+    assert files and not [f for f in files if any(k.encode() in f.read_bytes() for k in KEYS)]
 
 
 def test_customer_proposal_aws_refuses_is_diagnosed(lab_runtime, tmp_path):

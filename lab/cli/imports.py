@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from lab.cli.common import err, main, out
 from lab.core.errors import InputError
+
+if TYPE_CHECKING:
+    from lab.providers.importer import Import
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 output_option = click.option(
@@ -64,7 +68,16 @@ def import_group() -> None:
     multiple=True,
     help="the VPC's subnets (repeatable; default: the profile's lab)",
 )
-def import_aws(file, output, provider, reveal_secrets, name, ike, customer_subnets, vpc) -> None:
+def import_aws(
+    file: Path,
+    output: Path | None,
+    provider: str,
+    reveal_secrets: bool,
+    name: str | None,
+    ike: str | None,
+    customer_subnets: tuple[str, ...],
+    vpc: tuple[str, ...],
+) -> None:
     """An AWS Site-to-Site VPN connection's configuration (the CustomerGatewayConfiguration
     XML, describe-vpn-connections JSON, or the Generic text download) as a topology."""
     from lab.providers.aws_config import load_aws
@@ -82,7 +95,17 @@ def import_aws(file, output, provider, reveal_secrets, name, ike, customer_subne
     _write(imp, output, reveal_secrets)
 
 
-def _customer(file, aws, provider, name, reveal, output, kind, tunnels, warnings) -> None:
+def _customer(
+    file: Path,
+    aws: Path | None,
+    provider: str,
+    name: str | None,
+    reveal: bool,
+    output: Path | None,
+    kind: str,
+    tunnels: list,
+    warnings: list[str],
+) -> None:
     from lab.providers.aws_config import load_aws
     from lab.providers.importer import lab_name, with_provider
     from lab.topology.profiles import load_profile
@@ -98,7 +121,7 @@ def _customer(file, aws, provider, name, reveal, output, kind, tunnels, warnings
             name,
             file.stem if file.stem not in ("swanctl", "ipsec") else None,
             conn.connection_id if conn else None,
-            "customer",
+            kind.replace(".", "-"),
         ),
         warnings=warnings,
     )
@@ -123,7 +146,14 @@ provider_option = click.option(
 @aws_option
 @reveal_option
 @name_option
-def import_swanctl(file, output, provider, aws, reveal_secrets, name) -> None:
+def import_swanctl(
+    file: Path,
+    output: Path | None,
+    provider: str,
+    aws: Path | None,
+    reveal_secrets: bool,
+    name: str | None,
+) -> None:
     """A customer's swanctl.conf as the customer side, against the provider's profile
     (or the AWS connection given with --aws)."""
     from lab.providers.customer_conf import load_swanctl
@@ -145,7 +175,15 @@ def import_swanctl(file, output, provider, aws, reveal_secrets, name) -> None:
 )
 @reveal_option
 @name_option
-def import_ipsec_conf(file, output, provider, aws, secrets, reveal_secrets, name) -> None:
+def import_ipsec_conf(
+    file: Path,
+    output: Path | None,
+    provider: str,
+    aws: Path | None,
+    secrets: Path | None,
+    reveal_secrets: bool,
+    name: str | None,
+) -> None:
     """A customer's ipsec.conf (with --secrets ipsec.secrets) as the customer side."""
     from lab.providers.ipsec_conf import load_ipsec_conf
 
@@ -153,7 +191,7 @@ def import_ipsec_conf(file, output, provider, aws, secrets, reveal_secrets, name
     _customer(file, aws, provider, name, reveal_secrets, output, "ipsec.conf", tunnels, warnings)
 
 
-def _write(imp, output: Path | None, reveal: bool) -> None:
+def _write(imp: Import, output: Path | None, reveal: bool) -> None:
     from lab.providers.importer import write
 
     written = write(imp, output or Path(f"{imp.name}.yaml"), reveal=reveal)

@@ -119,6 +119,10 @@ BAD_AWS = {
         lambda t: t.replace("<pre_shared_key>sampleTunnelTwo.key_4vpnlab</pre_shared_key>", ""),
         "ipsec_tunnel[2]/ike/pre_shared_key: missing",
     ),
+    "reserved-inside-cidr": (
+        lambda t: t.replace("169.254.44.", "169.254.5."),
+        "tunnels.tunnel1.inside: aws profile: inside CIDR 169.254.5.0/30 is reserved",
+    ),
     "bad-address": (
         lambda t: t.replace("<ip_address>203.0.113.202<", "<ip_address>203.0.113.999<"),
         "ipsec_tunnel[2]/vpn_gateway/tunnel_outside_address/ip_address",

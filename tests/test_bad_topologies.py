@@ -223,9 +223,9 @@ CASES = [
     ),
     (
         "unknown-provider-profile",
-        mutated(put("sites.tray.provider", "aws")),
+        mutated(put("sites.tray.provider", "azure")),
         "sites.tray.provider",
-        "unknown provider profile 'aws'",
+        "unknown provider profile 'azure'",
     ),
     (
         "bgp-site-without-asn",

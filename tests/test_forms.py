@@ -99,8 +99,10 @@ def test_a_bad_profile_names_file_and_field(tmp_path, monkeypatch):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(InputError, match=r"unknown provider profile 'aws'; known: .*generic"):
-        load_profile("aws")
+    with pytest.raises(
+        InputError, match=r"unknown provider profile 'azure'; known: .*aws.*generic"
+    ):
+        load_profile("azure")
 
 
 # form rules -------------------------------------------------------------------------------

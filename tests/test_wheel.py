@@ -113,6 +113,12 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     }
     assert "lab/_data/exercises/psk-mismatch/exercise.yaml" in expected
     expected |= {
+        f"lab/_data/{p.relative_to(ROOT).as_posix()}"
+        for p in (ROOT / "samples").rglob("*")
+        if p.is_file()
+    }
+    assert "lab/_data/samples/aws/vpn-0a1b2c3d4e5f60718.xml" in expected
+    expected |= {
         p.relative_to(ROOT).as_posix()
         for templates in ("render", "report")
         for p in (ROOT / "lab" / templates / "templates").rglob("*")
@@ -124,7 +130,9 @@ def test_wheel_carries_the_shipped_data(wheel: Path):
     assert "lab/render/templates/strongswan/strongswan.conf.j2" in expected
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
     top_level = sorted(
-        n for n in names if n.split("/")[0] in ("topologies", "images", "profiles", "exercises")
+        n
+        for n in names
+        if n.split("/")[0] in ("topologies", "images", "profiles", "exercises", "samples")
     )
     assert not top_level, f"shipped data at the wheel's top level: {top_level}"
 
@@ -191,3 +199,23 @@ def test_installed_cli_lists_and_validates_its_exercises(installed: Installed):
         assert Path(row["folder"]).resolve().is_relative_to(installed.venv.resolve()), row
     proc = installed.run(str(installed.bin / "vpnlab"), "exercise", "validate", "psk-mismatch")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_installed_cli_imports_a_shipped_sample(installed: Installed, tmp_path):
+    """The import samples and the aws profile come from the wheel; no key on stdout."""
+    proc = installed.run(
+        str(installed.python),
+        "-c",
+        "from lab.core.shipped import shipped\n"
+        "print(shipped('samples') / 'aws' / 'vpn-0a1b2c3d4e5f60718.xml')\n",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sample = Path(proc.stdout.strip())
+    assert sample.resolve().is_relative_to(installed.venv.resolve())
+    out = tmp_path / "lab.yaml"
+    proc = installed.run(
+        str(installed.bin / "vpnlab"), "import", "aws", str(sample), "-o", str(out)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "provider: aws" in out.read_text()
+    assert "sampleTunnelOne" not in proc.stdout + proc.stderr + out.read_text()

@@ -11,6 +11,7 @@ from lab.cli import (  # noqa: F401
     forms,
     graph,
     images,
+    imports,
     lifecycle,
     measure,
     report,

@@ -1,5 +1,5 @@
 """Data that ships with vpnlab: the topologies, the node image's build context, the provider
-profiles and their customer templates, the training exercises.
+profiles and their customer templates, the training exercises, the import samples.
 
 A built wheel carries them inside the package (``lab/_data/<name>``, put there by the build,
 see pyproject.toml); a source checkout, editable installs included, has them at the
@@ -13,11 +13,12 @@ from pathlib import Path
 
 TOPOLOGIES, IMAGES, PROFILES = "topologies", "images", "profiles"
 EXERCISES = "exercises"  # break/fix training: one folder per exercise
+SAMPLES = "samples"  # inputs of `vpnlab import`: AWS configurations, customer configs
 
 
 def shipped(name: str) -> Path:
     """The directory of shipped data ``name`` (``topologies``, ``images``, ``profiles``,
-    ``exercises``)."""
+    ``exercises``, ``samples``)."""
     package = Path(str(resources.files("lab")))
     packaged = package / "_data" / name
     return packaged if packaged.is_dir() else package.parent / name

@@ -5,7 +5,7 @@ Building the dict once keeps what charon runs and what the engineer reads identi
 
 from __future__ import annotations
 
-from lab.topology.model import Lab, Tunnel
+from lab.topology.model import Endpoint, Lab, Tunnel
 
 REDACTED = "<redacted: use --reveal-secrets>"
 
@@ -20,7 +20,7 @@ def connection(tunnel: Tunnel, node: str) -> dict:
             "local_ts": [str(n) for n in child.local_ts],
             "remote_ts": [str(n) for n in child.remote_ts],
             "esp_proposals": local.esp_proposals,
-            "rekey_time": f"{local.child_lifetime}s",
+            **_lifetime(local.child_lifetime, local, child=True),
             "dpd_action": local.dpd.action,
             "start_action": local.start_action,
             "close_action": local.close_action,
@@ -33,7 +33,7 @@ def connection(tunnel: Tunnel, node: str) -> dict:
         "local_addrs": [str(local.address)],
         "remote_addrs": [str(remote.public_address)],  # a NAT's, if the peer is behind one
         "proposals": local.ike_proposals,
-        "rekey_time": f"{local.ike_lifetime}s",
+        **_lifetime(local.ike_lifetime, local, child=False),
         "dpd_delay": f"{local.dpd.delay}s",
         "mobike": "no",
         "local": {"auth": "psk", "id": local.id},
@@ -46,6 +46,17 @@ def connection(tunnel: Tunnel, node: str) -> dict:
         conn["aggressive"] = "no"
         conn["dpd_timeout"] = f"{local.dpd.timeout}s"
     return conn
+
+
+def _lifetime(lifetime: int, ep: Endpoint, *, child: bool) -> dict[str, str]:
+    """Without a margin the lifetime is the rekey time (charon adds 10% before the SA
+    expires). With one (AWS's "rekey margin time", ipsec.conf's rekeymargin) the lifetime
+    is the hard one: rekey ``margin`` before it, up to ``fuzz`` % of the margin earlier."""
+    if not ep.rekey_margin:
+        return {"rekey_time": f"{lifetime}s"}
+    rand = ep.rekey_margin * ep.rekey_fuzz // 100
+    hard = {"life_time": f"{lifetime}s"} if child else {"over_time": f"{ep.rekey_margin}s"}
+    return {"rekey_time": f"{lifetime - ep.rekey_margin}s", **hard, "rand_time": f"{rand}s"}
 
 
 def connections(lab: Lab, node: str) -> dict[str, dict]:

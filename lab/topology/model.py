@@ -95,6 +95,8 @@ class Endpoint(Model):
     esp_proposals: list[str]
     ike_lifetime: int
     child_lifetime: int
+    rekey_margin: int = 0  # 0: rekey at the lifetime (charon's own hard-lifetime defaults)
+    rekey_fuzz: int = 100
     dpd: Dpd
     start_action: str
     close_action: str

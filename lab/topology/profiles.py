@@ -20,7 +20,14 @@ from lab.core.errors import InputError, TopologyError
 from lab.core.shipped import PROFILES, shipped
 from lab.topology.model import Lab
 from lab.topology.proposals import AEAD, DH, ENCRYPTION, INTEGRITY, PRF, check_proposal
-from lab.topology.schema import Strict
+from lab.topology.schema import (
+    CloseAction,
+    Dpd,
+    Seconds,
+    StartAction,
+    Strict,
+    TunnelSettings,
+)
 from lab.topology.yamlfile import load_yaml, read_text, validate
 
 ROUTED = {"static": "statically", "bgp": "BGP"}
@@ -104,6 +111,15 @@ class Inside(Strict):
     pool: IPv4Network
     reserved: list[IPv4Network] = []
 
+    def refuses(self, net: IPv4Network) -> str | None:
+        """Why the provider would refuse ``net`` as a tunnel's inside CIDR, or None."""
+        if not net.subnet_of(self.pool):
+            return f"inside CIDR {net} is outside {self.pool}"
+        for r in self.reserved:
+            if net.overlaps(r):
+                return f"inside CIDR {net} is reserved ({r})"
+        return None
+
 
 class Psk(Strict):
     min_length: int = 8
@@ -145,6 +161,23 @@ class NatEgress(Strict):
     public: IPv4Address
 
 
+class Endpoint(Strict):
+    """How the provider's own tunnel endpoint behaves when the topology does not say: its
+    side of every tunnel of a lab on this profile starts from these (a tunnel's settings,
+    like a provider's per-tunnel options, still win)."""
+
+    ike_lifetime: Seconds | None = None
+    child_lifetime: Seconds | None = None
+    rekey_margin: Seconds | None = None
+    rekey_fuzz: int | None = Field(None, ge=0, le=100)
+    dpd: Dpd | None = None
+    start_action: StartAction | None = None
+    close_action: CloseAction | None = None
+
+    def settings(self) -> TunnelSettings:
+        return TunnelSettings(**self.model_dump(exclude_none=True))
+
+
 class ProviderLab(Strict):
     """The provider's side of a conformance lab, in topology syntax."""
 
@@ -178,6 +211,9 @@ class Profile(Strict):
     form_fields: dict[str, FormField] = {}
     nat_egress: NatEgress | None = None
     lab: ProviderLab
+    endpoint: Endpoint | None = Field(
+        None, description="the provider endpoint's own behaviour (DPD, lifetimes, start)"
+    )
     templates: str = "strongswan"
 
     @field_validator("services")
@@ -284,6 +320,11 @@ def check_profile(lab: Lab, field: str) -> None:
         raise TopologyError(field, exc.rule if exc.field == "provider" else exc.message) from None
     per_gateway: dict[str, int] = {}
     for t in lab.tunnels.values():
+        inside = t.provider.inside
+        if inside is not None:
+            why = profile.inside.refuses(inside.network)
+            if why:
+                raise TopologyError(f"tunnels.{t.name}.inside", f"{profile.name} profile: {why}")
         per_gateway[t.customer.node] = per_gateway.get(t.customer.node, 0) + 1
         if per_gateway[t.customer.node] > profile.tunnels.max:
             raise TopologyError(

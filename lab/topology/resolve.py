@@ -10,9 +10,9 @@ from typing import NamedTuple
 
 from pydantic import SecretStr
 
-from lab.core.errors import TopologyError
+from lab.core.errors import InputError, TopologyError
 from lab.topology import model, schema
-from lab.topology.profiles import check_profile
+from lab.topology.profiles import check_profile, load_profile
 
 FORWARDING_ROLES = {"vpn-gateway", "router", "nat-gateway"}
 DEFAULTS = schema.TunnelSettings(
@@ -31,6 +31,8 @@ INTERNAL_ASN = 64512  # a statically routed site still runs iBGP between gateway
 
 
 def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
+    env = _env_file(topo, source)
+    endpoint = _provider_endpoint(topo)
     _check_segments(topo)
     node_site = _node_sites(topo)
     sites = _site_kinds(topo)
@@ -50,7 +52,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
     }
     _check_prefixes_disjoint(topo, prefixes, sites)
     tunnels = {
-        name: _tunnel(topo, name, t, node_site, prefixes, outsides[name])
+        name: _tunnel(topo, name, t, node_site, prefixes, outsides[name], env, endpoint)
         for name, t in topo.tunnels.items()
     }
     _check_inside_disjoint(tunnels)
@@ -69,6 +71,59 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
     )
     check_profile(lab, f"sites.{provider}.provider")
     return lab
+
+
+def _env_file(topo: schema.Topology, source: str) -> dict[str, str]:
+    """The topology's env_file as KEY=VALUE pairs (keys for ``{env: VAR}``). It holds
+    secrets, so a file others may read is refused rather than used."""
+    if topo.env_file is None:
+        return {}
+    path = Path(source).parent / topo.env_file if source else Path(topo.env_file)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise TopologyError("env_file", f"cannot read {topo.env_file}: {why}") from None
+    if mode & 0o077:
+        raise TopologyError(
+            "env_file", f"{topo.env_file} holds keys but others may read it (chmod 600 it)"
+        )
+    out = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not schema.re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+            raise TopologyError("env_file", f"{topo.env_file} line {n}: not KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _provider_endpoint(topo: schema.Topology) -> schema.TunnelSettings | None:
+    """The provider profile's endpoint behaviour (None without one, or when the profile
+    is unknown: check_profile reports that, naming the field)."""
+    names = [s.provider for s in topo.sites.values() if s.provider]
+    if len(names) != 1:
+        return None
+    try:
+        profile = load_profile(names[0])
+    except InputError:
+        return None
+    return profile.endpoint.settings() if profile.endpoint else None
+
+
+def _check_margin(s: dict, field: str) -> None:
+    margin = s.get("rekey_margin") or 0
+    for which in ("ike_lifetime", "child_lifetime"):
+        if margin and margin >= s[which]:
+            raise TopologyError(
+                field, f"rekey margin {margin}s must be shorter than {which} ({s[which]}s)"
+            )
 
 
 def _check_segments(topo: schema.Topology) -> None:
@@ -191,13 +246,16 @@ def _merged(*layers: schema.TunnelSettings | None) -> dict:
     return out
 
 
-def _psk(value, field: str) -> SecretStr:
+def _psk(value, field: str, env: dict[str, str] | None = None) -> SecretStr:
     if value is None:
         raise TopologyError(field, "missing pre-shared key: set psk: <key> or psk: {env: VAR}")
     if isinstance(value, schema.Psk):
-        key = os.environ.get(value.env)
+        key = os.environ.get(value.env) or (env or {}).get(value.env)
         if not key:
-            raise TopologyError(field, f"environment variable {value.env} (the PSK) is not set")
+            where = " nor in env_file" if env else ""
+            raise TopologyError(
+                field, f"environment variable {value.env} (the PSK) is not set{where}"
+            )
         return SecretStr(key)
     if not value.get_secret_value():
         raise TopologyError(field, "the pre-shared key is empty")
@@ -300,7 +358,14 @@ def _check_ends(topo, name, t: schema.Tunnel, node_site, kinds) -> None:
 
 
 def _tunnel(
-    topo, name, t: schema.Tunnel, node_site, prefixes, outside: dict[str, Outside]
+    topo,
+    name,
+    t: schema.Tunnel,
+    node_site,
+    prefixes,
+    outside: dict[str, Outside],
+    env: dict[str, str],
+    endpoint: schema.TunnelSettings | None,
 ) -> model.Tunnel:
     field = f"tunnels.{name}"
     routing = t.routing or topo.routing
@@ -308,7 +373,9 @@ def _tunnel(
     for role, side in (("provider", t.provider), ("customer", t.customer)):
         f = f"{field}.{role}"
         site = node_site[side.node]
-        s = _merged(DEFAULTS, topo.tunnel_defaults, t, side)
+        profile_side = endpoint if role == "provider" else None
+        s = _merged(DEFAULTS, profile_side, topo.tunnel_defaults, t, side)
+        _check_margin(s, f"{f}.rekey_margin")
         s.setdefault("start_action", default_start_action(role, s["ike"], s["inactivity"]))
         s.setdefault("close_action", "none")
         if s["dpd"].delay and s["dpd"].action == "restart" and role == "provider":
@@ -345,11 +412,13 @@ def _tunnel(
             esp_proposals=s["esp_proposals"],
             ike_lifetime=s["ike_lifetime"],
             child_lifetime=s["child_lifetime"],
+            rekey_margin=s.get("rekey_margin", 0),
+            rekey_fuzz=s.get("rekey_fuzz", 100),
             dpd=model.Dpd(**s["dpd"].model_dump()),
             start_action=s["start_action"],
             close_action=s["close_action"],
             inactivity=s["inactivity"],
-            psk=_psk(s.get("psk"), f"{field}.psk"),
+            psk=_psk(s.get("psk"), f"{field}.psk", env),
         )
     if routing == "bgp":
         _check_ebgp(topo, name, node_site[t.provider.node], node_site[t.customer.node])

@@ -176,6 +176,17 @@ class TunnelSettings(Strict):
     esp_proposals: list[str] | None = None
     ike_lifetime: Seconds | None = None
     child_lifetime: Seconds | None = None
+    rekey_margin: Seconds | None = Field(
+        None,
+        description="rekey this long before a lifetime ends (AWS's and ipsec.conf's "
+        "rekeymargin); the lifetimes are then hard lifetimes. Default: rekey at the lifetime",
+    )
+    rekey_fuzz: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="percent of rekey_margin by which each rekey comes randomly earlier",
+    )
     dpd: Dpd | None = None
     start_action: StartAction | None = None
     close_action: CloseAction | None = None
@@ -281,3 +292,8 @@ class Topology(Strict):
     routing: Literal["static", "bgp"] = "static"
     retransmit: Retransmit = Retransmit()
     tunnels: dict[Name, Tunnel] = {}
+    env_file: str | None = Field(
+        None,
+        description="KEY=VALUE file (relative to the topology, mode 0600) that {env: VAR} "
+        "keys are read from when VAR is not in the environment",
+    )

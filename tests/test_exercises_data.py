@@ -18,8 +18,9 @@ from lab.cli import main
 from lab.core import paths
 from lab.core.errors import InputError, LabError
 from lab.core.shipped import EXERCISES, shipped
+from lab.ops.transfer import Transfer
 from lab.training import trainee, trainer
-from lab.training.checks import CHECKS
+from lab.training.checks import CHECKS, parse_checks
 from lab.training.exercise import ENV, all_exercises, folders, load
 
 SHIPPED = sorted(p.parent.name for p in shipped(EXERCISES).glob("*/exercise.yaml"))
@@ -33,6 +34,7 @@ CASES = {
     "natt-blocked",
     "bgp-no-advertise",
     "ikev2-keepalive",
+    "mtu-black-hole",  # the ninth: a PMTU black hole, verified on both runtimes
 }
 
 
@@ -63,7 +65,7 @@ def _edit(folder: Path, change) -> None:
 
 def test_shipped_exercises_cover_the_support_cases():
     assert set(SHIPPED) >= CASES, sorted(CASES - set(SHIPPED))
-    assert len(SHIPPED) >= 8
+    assert len(SHIPPED) >= 9
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -83,6 +85,27 @@ def test_shipped_exercise_is_valid(name: str):
 def test_every_check_kind_is_used_by_some_exercise():
     used = {c.kind for ex in all_exercises() for c in ex.checks}
     assert used == set(CHECKS), sorted(set(CHECKS) - used)
+
+
+def test_transfer_check_parses_with_defaults():
+    lab = load("mtu-black-hole").lab
+    (spec,) = parse_checks([{"transfer": {"from": "pc", "to": "app"}}], lab, "x.yaml")
+    assert (spec.kind, spec.label, spec.active) == ("transfer", "transfer pc -> app", False)
+    assert (spec.params.bytes, spec.params.within) == (1 << 20, 5)
+    (spec,) = parse_checks(
+        [{"transfer": {"from": "app", "to": "pc", "bytes": 4096, "within": 2, "label": "dl"}}],
+        lab,
+        "x.yaml",
+    )
+    assert (spec.label, spec.params.from_, spec.params.bytes, spec.params.within) == (
+        "dl", "app", 4096, 2,
+    )  # fmt: skip
+
+
+def test_a_transfer_is_complete_only_when_everything_arrived():
+    assert Transfer(10, 10, 10, connected=True, done=True).complete
+    assert not Transfer(10, 9, 10, connected=True, done=True).complete
+    assert not Transfer(10, 10, 10, connected=True, done=False).complete  # receiver cut off
 
 
 # --- malformed folders: one error, naming file and field -----------------------------------
@@ -108,6 +131,14 @@ def _error(folder: Path) -> InputError:
          "required field is missing"),
         (lambda d: d.update(checks=[{"proposal": {"tunnel": "tunnel1", "ike": "aes999-sha1"}}]),
          "checks.0.proposal", "unknown algorithm"),
+        (lambda d: d.update(checks=[{"transfer": {"from": "pc", "to": "nowhere"}}]),
+         "checks.0.transfer.to", "no node 'nowhere'"),
+        (lambda d: d.update(checks=[{"transfer": {"from": "pc", "to": "app", "bytes": 0}}]),
+         "checks.0.transfer.bytes", "greater than or equal to 1"),
+        (lambda d: d.update(checks=[{"transfer": {"from": "pc", "to": "app", "within": 61}}]),
+         "checks.0.transfer.within", "less than or equal to 60"),
+        (lambda d: d.update(checks=[{"transfer": "pc"}]), "checks.0.transfer",
+         "a mapping of the check's settings"),
         (lambda d: d.update(checks=["tunnel_up tunnel1"]), "checks.0", "one check per item"),
         (lambda d: d.update(checks=[{"tunnel_up": "tunnel1"}, {"tunnel_up": "tunnel1"}]),
          "checks.1", "two checks named"),

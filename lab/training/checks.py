@@ -8,6 +8,7 @@ never the text of a configuration file.
       - selectors: {tunnel: tunnel1, covers: [172.16.2.0/24]}
       - bgp_prefix: {node: vgw1, prefix: 172.16.1.0/24}
       - ping: {from: pc, to: app}
+      - transfer: {from: pc, to: app, bytes: 1048576}      # bulk TCP, full-sized segments
       - rekey: {tunnel: tunnel1, pfs: modp2048}            # active
       - failover: {by: block}                              # active
       - after_idle: {tunnel: tunnel1, from: app, to: pc}   # active
@@ -261,6 +262,32 @@ def _ping(running, p: PingCheck) -> Verdict:
     result = ping(running, p.from_, _address(running, p.to), count=p.count, interval=0.05)
     seen = f"{p.from_} -> {p.to}: {result.received} of {result.sent} answered"
     return Verdict(result.received == result.sent, seen)
+
+
+class TransferCheck(_Labelled):
+    from_: str = Field(alias="from")
+    to: str
+    bytes: int = Field(1 << 20, ge=1, le=100 << 20, description="sent from `from` to `to`")
+    within: int = Field(5, ge=1, le=60, description="seconds before the transfer counts as hung")
+
+
+@check("transfer", TransferCheck, lambda p: f"{p.from_} -> {p.to}")
+def _transfer(running, p: TransferCheck) -> Verdict:
+    """``bytes`` over one TCP connection, counted where they arrive: full-sized segments,
+    which a ping does not send (a PMTU black hole passes pings and stalls this)."""
+    from lab.ops.transfer import transfer
+
+    t = transfer(running, p.from_, p.to, _address(running, p.to), p.bytes, p.within)
+    seen = f"{p.from_} -> {p.to}: {t.received} of {t.size} bytes arrived"
+    if t.complete:
+        return Verdict(True, seen)
+    if not t.connected:
+        return Verdict(False, f"{seen}: no TCP connection within {p.within}s")
+    return Verdict(
+        False,
+        f"{seen} within {p.within}s (connection set up, {t.sent} bytes written by "
+        f"{p.from_}, then it stalled)",
+    )
 
 
 # --- active checks ---------------------------------------------------------------------------

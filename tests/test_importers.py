@@ -145,6 +145,14 @@ def test_bad_aws_xml_names_file_and_field_and_writes_nothing(case, tmp_path):
     assert not any(k in result.output for k in XML_KEYS)
 
 
+def test_generic_text_items_the_lab_does_not_read_are_warned_about(tmp_path):
+    conn = parse_aws(TEXT.read_text(), str(TEXT))
+    assert "tunnel 1: #3 inside tunnel interface mtu = 1436 bytes: not modelled" in conn.warnings
+    assert not [w for w in conn.warnings if "protocol = esp" in w or "next hop" in w]
+    odd = TEXT.read_text().replace("Mode                     : tunnel", "Mode : transport", 1)
+    assert "tunnel 1: #2 mode = transport: not modelled" in parse_aws(odd, "x.txt").warnings
+
+
 def test_bad_generic_text_names_the_section(tmp_path):
     bad = tmp_path / "vpn.txt"
     bad.write_text(

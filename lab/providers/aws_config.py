@@ -290,6 +290,16 @@ ITEM = re.compile(r"^\s*-\s*(.+?)\s*:?\s*:\s*(.*?)\s*$")
 SECTIONS = {"1": "Internet Key Exchange Configuration", "2": "IPSec Configuration"}
 
 
+# Generic-text items the lab does not read because it always does that (value None: any
+# value, e.g. the static route's next hop, which is AWS's inside address in the lab too).
+AS_THE_LAB_DOES: dict[tuple[str, str], str | None] = {
+    ("1", "authentication method"): "pre-shared key",
+    ("2", "protocol"): "esp",
+    ("2", "mode"): "tunnel",
+    ("4", "next hop"): None,
+}
+
+
 def _parse_text(text: str, file: str, ike: int | None) -> AwsConnection:
     found = re.search(r"Your VPN Connection ID\s*:\s*(\S+)", text)
     parts = TUNNEL.split(text)
@@ -323,11 +333,13 @@ def _text_items(body: str) -> dict[tuple[str, str], str]:
 
 def _text_tunnel(n: int, body: str, file: str, ike: int | None, warns: list[str]) -> AwsTunnel:
     items = _text_items(body)
+    read: set[tuple[str, str]] = set()
 
     def where(path: str) -> str:
         return f"IPSec Tunnel #{n}/{path}"
 
     def get(section: str, key: str, required: bool = True) -> str | None:
+        read.add((section, key.lower()))
         value = items.get((section, key.lower()), "").strip()
         if not value and required:
             heading = SECTIONS.get(section, {"3": "Tunnel Interface", "4": "BGP"}.get(section))
@@ -399,6 +411,12 @@ def _text_tunnel(n: int, body: str, file: str, ike: int | None, warns: list[str]
         vgw_asn=number("4", "Virtual Private Gateway ASN", required=False) if bgp else None,
         hold=number("4", "Neighbor Hold Time", required=False) if bgp else None,
     )
+    # Never dropped silently: every item the lab did not read is named.
+    for section, key in sorted(set(items) - read):
+        value = items[(section, key)].strip()
+        if AS_THE_LAB_DOES.get((section, key), "") in (None, value.lower()):
+            continue
+        warns.append(f"tunnel {n}: #{section} {key} = {value}: not modelled")
     return _checked(tunnel, where, file)
 
 

@@ -145,6 +145,11 @@ def test_bad_aws_xml_names_file_and_field_and_writes_nothing(case, tmp_path):
     assert not any(k in result.output for k in XML_KEYS)
 
 
+def test_xml_elements_the_lab_does_not_read_are_warned_about():
+    text = XML.read_text().replace("<ike>", "<ike><replay_window>64</replay_window>", 1)
+    assert "tunnel 1: ike/replay_window = 64: not modelled" in parse_aws(text, "x.xml").warnings
+
+
 def test_generic_text_items_the_lab_does_not_read_are_warned_about(tmp_path):
     conn = parse_aws(TEXT.read_text(), str(TEXT))
     assert "tunnel 1: #3 inside tunnel interface mtu = 1436 bytes: not modelled" in conn.warnings

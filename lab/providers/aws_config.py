@@ -173,11 +173,27 @@ class _Xml:
 
     def __init__(self, el: ET.Element, n: int, file: str) -> None:
         self.el, self.n, self.file = el, n, file
+        self.read: set[str] = set()
+
+    def unread(self) -> dict[str, str]:
+        """path -> text of every leaf element no ``get`` asked for."""
+        out = {}
+
+        def walk(el: ET.Element, path: str) -> None:
+            children = list(el)
+            if not children and path and path not in self.read:
+                out[path] = (el.text or "").strip()
+            for c in children:
+                walk(c, f"{path}/{c.tag}" if path else c.tag)
+
+        walk(self.el, "")
+        return out
 
     def where(self, path: str) -> str:
         return f"ipsec_tunnel[{self.n}]/{path}"
 
     def get(self, path: str, required: bool = True) -> str | None:
+        self.read.add(path)
         found = self.el.find(path)
         value = (found.text or "").strip() if found is not None else ""
         if not value and required:
@@ -248,10 +264,23 @@ def _xml_tunnel(el: ET.Element, n: int, file: str, ike: int | None, warns: list[
         vgw_inside=_inside(x, "vpn_gateway"),
         customer_asn=_int_or_none(x, "customer_gateway/bgp/asn"),
         vgw_asn=_int_or_none(x, "vpn_gateway/bgp/asn"),
-        hold=_int_or_none(x, "vpn_gateway/bgp/hold_time")
-        or _int_or_none(x, "customer_gateway/bgp/hold_time"),
+        hold=_hold(x, n, warns),
     )
+    # Never dropped silently: every element the lab did not read is named.
+    for path, value in sorted(x.unread().items()):
+        if path.endswith(("network_mask", "network_cidr")):
+            continue  # the inside /30, read whole from ip_address and its prefix
+        warns.append(f"tunnel {n}: {path} = {value}: not modelled")
     return _checked(tunnel, x.where, file)
+
+
+def _hold(x: _Xml, n: int, warns: list[str]) -> int | None:
+    """BGP hold time: AWS's, else the customer's (the file gives it on both sides)."""
+    vgw = _int_or_none(x, "vpn_gateway/bgp/hold_time")
+    customer = _int_or_none(x, "customer_gateway/bgp/hold_time")
+    if None not in (vgw, customer) and vgw != customer:
+        warns.append(f"tunnel {n}: BGP hold time {customer} s on the customer side, {vgw} s used")
+    return vgw or customer
 
 
 def _ip(x: _Xml, path: str) -> IPv4Address:

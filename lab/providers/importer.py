@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -24,14 +23,21 @@ from pydantic import ValidationError
 
 from lab.core.errors import InputError
 from lab.providers.aws_config import AwsConnection
-from lab.providers.plan import PSK_ALPHABET
+from lab.providers.plan import (
+    CUSTOMER_SITE,
+    GATEWAY,
+    PUBLIC_SITE,
+    customer_site_nodes,
+    new_key,
+    rehome,
+    split_public,
+)
 from lab.topology.profiles import Profile
 from lab.topology.resolve import resolve
 from lab.topology.schema import LAB_NAME, PATTERN_RULES, Topology
 from lab.topology.yamlfile import validation_errors
 
-PROVIDER_SITE, CUSTOMER_SITE, PUBLIC_SITE = "provider", "customer", "public"
-GATEWAY = "cgw"
+PROVIDER_SITE = "provider"
 DEFAULT_LAN = IPv4Network("172.16.1.0/24")
 CUSTOMER_HOST = 21  # the customer gateway's host number on the lab's internet segment
 
@@ -290,24 +296,16 @@ def build(imp: Import, *, reveal: bool) -> tuple[dict, dict[str, str], list[str]
     }
     taken |= {IPv4Address(n["interfaces"]["internet"]) for n in public_nodes.values()}
     cgw_public = _free(internet, taken, CUSTOMER_HOST)
-    customer_nodes: dict[str, dict] = {}
-    lan: dict[str, str] = {}
-    for i, net in enumerate(imp.customer_subnets, start=1):
-        if net.num_addresses < 4:
-            raise InputError(
-                "subnets",
-                f"customer subnet {net}: the lab needs room for a gateway and a host",
-                imp.source,
-            )
-        seg = f"lan{i}"
-        segments[seg] = str(net)
-        lan[seg] = str(net[1])
-        host = net[100] if net.num_addresses > 102 else net[2]
-        customer_nodes[f"pc{i}"] = {"role": "host", "interfaces": {seg: str(host)}}
-    customer_nodes[GATEWAY] = {
-        "role": "vpn-gateway",
-        "interfaces": {"internet": str(cgw_public), **lan},
-    }
+    lans, customer_nodes = customer_site_nodes(
+        imp.customer_subnets,
+        cgw_public,
+        lambda _, net: InputError(
+            "subnets",
+            f"customer subnet {net}: the lab needs room for a gateway and a host",
+            imp.source,
+        ),
+    )
+    segments.update(lans)
     locals_seen = sorted({str(c.local) for c, _ in imp.tunnels if c.local})
     for real in locals_seen:
         mapping.append(f"{real:>15} -> {cgw_public}  customer gateway {GATEWAY}")
@@ -394,7 +392,7 @@ def _keys(
     var = f"VPNLAB_{tname.upper()}_PSK"
     cust, provider = c.psk, prov.psk
     if cust is None and provider is None:
-        cust = provider = _new_key(imp.profile)
+        cust = provider = new_key(imp.profile)
         imp.warnings.append(f"{tname}: no pre-shared key given; a new one was generated")
     cust = cust if cust is not None else provider
     provider = provider if provider is not None else cust
@@ -407,13 +405,6 @@ def _keys(
         side_var = f"VPNLAB_{tname.upper()}_{side.upper()}_PSK"
         env[side_var] = key  # type: ignore[assignment]
         tunnel[side]["psk"] = key if reveal else {"env": side_var}
-
-
-def _new_key(p: Profile) -> str:
-    alphabet = PSK_ALPHABET
-    return secrets.choice(alphabet.replace("0", "")) + "".join(
-        secrets.choice(alphabet) for _ in range(31)
-    )
 
 
 def _provider_nodes(imp: Import, segments: dict[str, str]) -> tuple[dict, dict, list[str]]:
@@ -448,21 +439,14 @@ def _provider_nodes(imp: Import, segments: dict[str, str]) -> tuple[dict, dict, 
                 f"sits in them (hosts are in {first})"
             )
     segments.update({k: str(v) for k, v in own.items()})
-    provider_nodes, public_nodes = {}, {}
+    nodes = {}
     for node, spec in p.lab.nodes.items():
         spec = {**spec, "interfaces": dict(spec["interfaces"])}
         for seg, net in renumber.items():
             if seg in spec["interfaces"]:
-                spec["interfaces"][seg] = str(_rehome(IPv4Address(spec["interfaces"][seg]), net))
-        if spec.get("role") == "internet-host":
-            public_nodes[node] = spec
-        else:
-            provider_nodes[node] = spec
-    return provider_nodes, public_nodes, prefixes
-
-
-def _rehome(addr: IPv4Address, net: IPv4Network) -> IPv4Address:
-    return IPv4Address(int(net.network_address) | (int(addr) & int(net.hostmask)))
+                spec["interfaces"][seg] = str(rehome(IPv4Address(spec["interfaces"][seg]), net))
+        nodes[node] = spec
+    return (*split_public(nodes), prefixes)
 
 
 def _free(net: IPv4Network, taken: set[IPv4Address], start: int) -> IPv4Address:

@@ -13,6 +13,7 @@ import copy
 import re
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -84,33 +85,23 @@ def _topology(form: Form, p: Profile, name: str, file: str) -> dict:
             "subnets", "the conformance lab puts a host on each customer subnet: list them", file
         )
     internet = _internet(form, p, file)
-    provider_nodes, public_nodes = {}, {}
+    nodes = {}
     for node, spec in p.lab.nodes.items():
         spec = dict(spec)
         if "internet" in spec.get("interfaces", {}):
             own = IPv4Address(spec["interfaces"]["internet"])
-            spec["interfaces"] = {**spec["interfaces"], "internet": str(_rehome(own, internet))}
-        if spec.get("role") == "internet-host":
-            public_nodes[node] = spec
-        else:
-            provider_nodes[node] = spec
+            spec["interfaces"] = {**spec["interfaces"], "internet": str(rehome(own, internet))}
+        nodes[node] = spec
+    provider_nodes, public_nodes = split_public(nodes)
     segments = {"internet": str(internet), **{k: str(v) for k, v in p.lab.segments.items()}}
-    lan: dict[str, str] = {}
-    customer_nodes: dict[str, dict] = {}
-    for i, net in enumerate(form.subnets, start=1):
-        if net.num_addresses < 4:
-            raise InputError(
-                f"subnets.{i - 1}", f"{net}: the lab needs room for a gateway and a host", file
-            )
-        seg = f"lan{i}"
-        segments[seg] = str(net)
-        lan[seg] = str(net[1])
-        host = net[100] if net.num_addresses > 102 else net[2]
-        customer_nodes[f"pc{i}"] = {"role": "host", "interfaces": {seg: str(host)}}
-    customer_nodes[GATEWAY] = {
-        "role": "vpn-gateway",
-        "interfaces": {"internet": str(form.gateway_ip), **lan},
-    }
+    lans, customer_nodes = customer_site_nodes(
+        form.subnets,
+        form.gateway_ip,
+        lambda i, net: InputError(
+            f"subnets.{i - 1}", f"{net}: the lab needs room for a gateway and a host", file
+        ),
+    )
+    segments.update(lans)
     provider_site: dict = {"provider": p.name, "nodes": provider_nodes}
     customer_site: dict = {"nodes": customer_nodes}
     if form.routing == "bgp":
@@ -179,13 +170,15 @@ def _keys(form: Form, p: Profile, file: str) -> list[str]:
         if None in keys:
             raise InputError("psk", "a key's environment variable is not set", file)
         return keys  # type: ignore[return-value]
+    return [new_key(p) for _ in range(form.tunnels)]
+
+
+def new_key(p: Profile) -> str:
+    """A fresh PSK the profile's rules accept."""
     length = max(p.psk.min_length, min(32, p.psk.max_length))
     alphabet = "".join(c for c in PSK_ALPHABET if _allowed(c, p.psk.alphabet))
     first = alphabet.replace("0", "") if not p.psk.leading_zero else alphabet
-    return [
-        secrets.choice(first) + "".join(secrets.choice(alphabet) for _ in range(length - 1))
-        for _ in range(form.tunnels)
-    ]
+    return secrets.choice(first) + "".join(secrets.choice(alphabet) for _ in range(length - 1))
 
 
 def _allowed(char: str, char_class: str) -> bool:
@@ -214,7 +207,7 @@ def _internet(form: Form, p: Profile, file: str) -> IPv4Network:
     if form.gateway_ip not in net:
         net = IPv4Network(f"{form.gateway_ip}/24", strict=False)
     taken = {
-        _rehome(IPv4Address(spec["interfaces"]["internet"]), net)
+        rehome(IPv4Address(spec["interfaces"]["internet"]), net)
         for spec in p.lab.nodes.values()
         if "internet" in spec.get("interfaces", {})
     }
@@ -228,9 +221,39 @@ def _internet(form: Form, p: Profile, file: str) -> IPv4Network:
     return net
 
 
-def _rehome(addr: IPv4Address, net: IPv4Network) -> IPv4Address:
+def rehome(addr: IPv4Address, net: IPv4Network) -> IPv4Address:
+    """``addr``'s host number in ``net``."""
     host = int(addr) & int(net.hostmask)
     return IPv4Address(int(net.network_address) | host)
+
+
+def split_public(nodes: dict[str, dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """A profile's lab nodes: the provider's own, and the internet hosts (a site apart)."""
+    public = {n: spec for n, spec in nodes.items() if spec.get("role") == "internet-host"}
+    return {n: spec for n, spec in nodes.items() if n not in public}, public
+
+
+def customer_site_nodes(
+    subnets: list[IPv4Network],
+    public: IPv4Address,
+    too_small: Callable[[int, IPv4Network], InputError],
+) -> tuple[dict[str, str], dict[str, dict]]:
+    """The customer's side of a generated lab: per subnet a segment ``lanN`` and a host
+    ``pcN`` (.100, or .2 in a small subnet), and the gateway at ``public`` and .1 of each:
+    (segments, nodes). ``too_small(N, subnet)`` is the error for a subnet with no room."""
+    segments: dict[str, str] = {}
+    lan: dict[str, str] = {}
+    nodes: dict[str, dict] = {}
+    for i, net in enumerate(subnets, start=1):
+        if net.num_addresses < 4:
+            raise too_small(i, net)
+        seg = f"lan{i}"
+        segments[seg] = str(net)
+        lan[seg] = str(net[1])
+        host = net[100] if net.num_addresses > 102 else net[2]
+        nodes[f"pc{i}"] = {"role": "host", "interfaces": {seg: str(host)}}
+    nodes[GATEWAY] = {"role": "vpn-gateway", "interfaces": {"internet": str(public), **lan}}
+    return segments, nodes
 
 
 def context(plan: Plan) -> dict:

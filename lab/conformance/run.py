@@ -14,6 +14,7 @@ from lab.conformance import checks
 from lab.conformance.checks import Result
 from lab.core.errors import ConvergenceFailed, InputError, VpnlabError
 from lab.core.paths import WORK_ROOT
+from lab.core.redaction import redact
 from lab.ops.bringup import up
 from lab.providers.rules import Finding
 from lab.providers.setup import FormRejected, prepare
@@ -118,9 +119,7 @@ def _redact(report: Report, secrets: list[str]) -> None:
     """No key in anything the report will print or write."""
 
     def clean(text: str) -> str:
-        for s in secrets:
-            text = text.replace(s, "<redacted>")
-        return text
+        return redact(text, secrets)
 
     report.error = clean(report.error)
     report.results = [

@@ -15,8 +15,9 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
+from lab.core.redaction import redact
 from lab.report import plot, record
-from lab.report.record import LabRecord, redact
+from lab.report.record import LabRecord
 
 REPORT = "report.html"
 LABS = "labs"  # one recorded lab per folder, beside the report

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lab.core.errors import VpnlabError
+from lab.core.redaction import redact
 from lab.observe import events as timeline
 from lab.observe.events import Event
 from lab.observe.status import LabStatus, collect
@@ -23,7 +24,6 @@ from lab.session.handle import RunningLab
 
 RECORD = "record.json"
 TAIL = 60  # log lines a report shows inline; the whole log is linked
-REDACTED = "<redacted>"
 
 
 class LogFile(BaseModel):
@@ -44,12 +44,6 @@ class LabRecord(BaseModel):
     events: list[Event]
     logs: list[LogFile]
     captures: list[str]  # relative to the record's folder
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        text = text.replace(s, REDACTED)
-    return text
 
 
 def _logs(running: RunningLab) -> dict[str, str]:

@@ -55,7 +55,7 @@ class ScenarioReport:
         doc = (getattr(item, "obj", None).__doc__ or getattr(module, "__doc__", "") or "").strip()
         report.user_properties.append((DOC, doc.splitlines()[0] if doc else ""))
         if report.failed:
-            from lab.report.record import redact
+            from lab.core.redaction import redact
 
             # The assertion's last lines: what was seen, without the lab's keys.
             lines = report.longreprtext.strip().splitlines()

@@ -13,7 +13,7 @@ from lab.core.errors import WaitTimeout
 from lab.core.parallel import by_key
 from lab.observe.convergence import tunnel_problems, tunnel_sa
 from lab.ops import failover as failover_ops
-from lab.ops.traffic import PingResult, count, counted, hosts_behind, packets, ping
+from lab.ops.traffic import PingResult, count, counted, hosts_behind, ping, ping_carried
 from lab.providers import swanctl_file
 from lab.providers.plan import CUSTOMER_SITE, GATEWAY, Plan
 from lab.providers.setup import Prepared
@@ -226,14 +226,12 @@ def _through(running: RunningLab, plan: Plan, dst) -> tuple[str, PingResult, dic
     packets the provider decrypted meanwhile)."""
     lab = plan.lab
     src, _ = hosts_behind(lab, next(iter(lab.tunnels.values())).customer)[0]
-    before = packets(running)
-    result = ping(running, src, dst, COUNT)
-    after = packets(running)
-    grew = {
-        t.name: after[(t.name, t.provider.node)][0] - before[(t.name, t.provider.node)][0]
-        for t in lab.tunnels.values()
-    }
-    return src, result, grew
+    result, carried = ping_carried(running, src, dst, COUNT)
+    return (
+        src,
+        result,
+        {t.name: carried[(t.name, t.provider.node)][0] for t in lab.tunnels.values()},
+    )
 
 
 def services(running: RunningLab, plan: Plan) -> list[Result]:

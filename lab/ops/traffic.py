@@ -69,6 +69,18 @@ def packets(running: RunningLab) -> dict[tuple[str, str], tuple[int, int]]:
     return out
 
 
+def ping_carried(
+    running: RunningLab, node: str, dst: IPv4Address | str, count: int = 5
+) -> tuple[PingResult, dict[tuple[str, str], tuple[int, int]]]:
+    """``ping``, and what each tunnel's gateways counted meanwhile: (tunnel, node) ->
+    (packets in, packets out), as ``packets`` gives them. Which tunnel carried the traffic."""
+    before = packets(running)
+    result = ping(running, node, dst, count)
+    after = packets(running)
+    grew = {k: (after[k][0] - before[k][0], after[k][1] - before[k][1]) for k in after}
+    return result, grew
+
+
 COUNT_TABLE = "vpnlab_count"  # the counters' own table: the lab's tables stay untouched
 
 

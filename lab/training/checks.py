@@ -362,7 +362,7 @@ class FailoverCheck(_Labelled):
 def carrier(running) -> str:
     """The tunnel that carries the customer's traffic to the provider now (SA counters)."""
     from lab.ops.failover import probe_pair
-    from lab.ops.traffic import packets, ping
+    from lab.ops.traffic import ping_carried
 
     first = next(iter(running.lab.tunnels))
     provider_host, customer_addr = probe_pair(running, first)
@@ -370,13 +370,8 @@ def carrier(running) -> str:
         n.name for n in running.lab.nodes.values()
         if any(str(i.address.ip) == customer_addr for i in n.interfaces)
     )  # fmt: skip
-    before = packets(running)
-    ping(running, customer_host, _address(running, provider_host), count=5)
-    after = packets(running)
-    sent = {
-        t.name: after[(t.name, t.customer.node)][1] - before[(t.name, t.customer.node)][1]
-        for t in running.lab.tunnels.values()
-    }
+    _, carried = ping_carried(running, customer_host, _address(running, provider_host), 5)
+    sent = {t.name: carried[(t.name, t.customer.node)][1] for t in running.lab.tunnels.values()}
     return max(sent, key=lambda name: sent[name])
 
 

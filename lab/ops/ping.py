@@ -11,24 +11,15 @@ REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")  # with -
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
-def ping_argv(
-    dst: IPv4Address | str,
-    *,
-    count: int,
-    interval: float,
-    wait: float,
-    quiet: bool = False,
-    timestamps: bool = False,
-) -> list[str]:
-    """Bounded by ``count``; no deadline (-w): with one, iputils ping quits on the first
-    ICMP error, such as a gateway's "net unreachable"."""
-    flags = ["-q"] if quiet else []
-    if timestamps:
-        flags += ["-D", "-O"]  # a timestamp on every line; say so when a reply is missing
+def ping_argv(dst: IPv4Address | str, *, count: int, interval: float, wait: float) -> list[str]:
+    """A probe's ping: a timestamp on every line (-D), and a line for each missing reply (-O).
+    Bounded by ``count``; no deadline (-w): with one, iputils ping quits on the first ICMP
+    error, such as a gateway's "net unreachable"."""
     return [
         "ping",
         "-n",
-        *flags,
+        "-D",
+        "-O",
         "-i",
         f"{interval:g}",
         "-W",

@@ -142,9 +142,7 @@ class Probe:
         # Bounded by the count (and finish()'s timeout).
         self._proc = self.running.runtime.background(
             self.src,
-            ping_argv(
-                self.dst, count=count, interval=self.interval, wait=REPLY_WAIT, timestamps=True
-            ),
+            ping_argv(self.dst, count=count, interval=self.interval, wait=REPLY_WAIT),
         )
         return self
 

@@ -3,10 +3,19 @@ the images that setup.sh builds."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
+import secrets
+import shutil
+import tarfile
 from pathlib import Path
+from unittest.mock import create_autospec
 
+import docker
+import docker.errors
+import docker.models.images
 import pytest
 
 from lab.core.shipped import shipped
@@ -254,6 +263,108 @@ def test_trim_rootfs_sets_sources_and_slims(tmp_path):
     assert "path-exclude /usr/share/doc/*" in (root / "etc/dpkg/dpkg.cfg.d/vpnlab-slim").read_text()
 
 
+# --- the offline base's import, against an autospecced Docker SDK ---------------------------
+# Every SDK stand-in here is create_autospec'd from the installed docker package, so calling a
+# method the SDK does not have (as make_base once called APIClient.importimage_or_none) fails
+# the test instead of passing silently.
+
+
+def _sdk_client():
+    """A DockerClient stand-in: autospecced client, low-level API and image collection
+    (`api` is set in DockerClient.__init__ and `images` is a property, so autospec alone
+    leaves them out or unchecked)."""
+    c = create_autospec(docker.DockerClient, instance=True)
+    c.api = create_autospec(docker.APIClient, instance=True)
+    c.images = create_autospec(docker.models.images.ImageCollection, instance=True)
+    img = create_autospec(docker.models.images.Image, instance=True)
+    img.attrs = {"Size": 30_000_000}
+    c.images.get.return_value = img
+    return c
+
+
+def _fake_debootstrap(monkeypatch, seen: list[list[str]]):
+    """debootstrap stands in: the argv is recorded and a few files written as the rootfs."""
+
+    def run(argv, progress, timeout):
+        seen.append(argv)
+        root = Path(argv[-2])
+        for rel in ("etc/os-release", "etc/apt/sources.list", "usr/bin/true"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(rel)
+
+    real_which = shutil.which
+    monkeypatch.setattr(
+        images.shutil,
+        "which",
+        lambda name, *a, **k: (
+            f"/usr/sbin/{name}" if name == "debootstrap" else real_which(name, *a, **k)
+        ),
+    )
+    monkeypatch.setattr(images, "_run_streamed", run)
+
+
+def _mirrors() -> Mirrors:
+    return apt_sources.debian_mirrors(apt_sources.parse_deb822(HOST_SOURCES), "bookworm")
+
+
+def test_make_base_imports_the_rootfs_through_import_image(monkeypatch):
+    seen: list[list[str]] = []
+    _fake_debootstrap(monkeypatch, seen)
+    c = _sdk_client()
+    got: dict[str, set[str]] = {}
+
+    def engine_import(src=None, **kwargs):
+        with tarfile.open(fileobj=io.BytesIO(b"".join(src))) as tf:  # what tar streamed in
+            got["members"] = set(tf.getnames())
+        return json.dumps({"status": "sha256:" + "0" * 64}) + "\r\n"
+
+    c.api.import_image.side_effect = engine_import
+    tag = tags.base_tag("bookworm", _mirrors())
+    img = images.make_base(c, "bookworm", _mirrors(), tag)
+
+    assert img is c.images.get.return_value
+    c.images.get.assert_called_with(tag)
+    c.api.import_image.assert_called_once()
+    kwargs = c.api.import_image.call_args.kwargs
+    repo, _, tg = tag.partition(":")
+    assert (kwargs["repository"], kwargs["tag"]) == (repo, tg) == ("vpnlab-base", tg)
+    assert kwargs["stream_src"] is True
+    assert any(
+        'vpnlab.base="bookworm"' in ch and 'vpnlab.kind="base"' in ch for ch in kwargs["changes"]
+    )
+    assert 'CMD ["/bin/bash"]' in kwargs["changes"]
+    assert "./etc/apt/sources.list.d/debian.sources" in got["members"]  # the trimmed rootfs
+    assert "./etc/apt/sources.list" not in got["members"]
+    assert seen[0][:2] == ["debootstrap", "--variant=minbase"] and seen[0][-3] == "bookworm"
+    assert not Path(seen[0][-2]).exists()  # the scratch rootfs is gone
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        docker.errors.APIError("500 Server Error: no space left on device"),
+        json.dumps({"errorDetail": {"message": "no space left"}, "error": "no space left"}),
+    ],
+    ids=["api-error", "error-in-stream"],
+)
+def test_make_base_says_when_the_import_fails(monkeypatch, failure):
+    seen: list[list[str]] = []
+    _fake_debootstrap(monkeypatch, seen)
+    c = _sdk_client()
+    if isinstance(failure, Exception):
+        c.api.import_image.side_effect = failure  # nobody reads the tar: it is killed
+    else:
+
+        def engine_import(src=None, **kwargs):  # 200 OK, then the error in the JSON stream
+            b"".join(src)
+            return failure
+
+        c.api.import_image.side_effect = engine_import
+    with pytest.raises(images.ImageError, match=r"docker import of .* failed: .*no space left"):
+        images.make_base(c, "bookworm", _mirrors(), tags.base_tag("bookworm", _mirrors()))
+    assert not Path(seen[0][-2]).exists()
+
+
 # --- with a Docker daemon: the images setup.sh built ---------------------------------------
 
 needs_docker = pytest.mark.skipif(
@@ -318,3 +429,29 @@ def test_warm_build_is_a_no_op():
     assert any("up to date" in n for n in notes), notes
     assert engine.image_or_none(c, tag) is not None
     assert {i.id for i in c.images.list(filters={"label": "vpnlab=1"})} == before
+
+
+@needs_docker
+def test_cold_base_import_with_the_engine(monkeypatch):
+    """The cold path (no base image yet) against the real engine, under a throwaway tag, so
+    make_base's SDK import call runs on every test run that has Docker: the rootfs is a few
+    files unless VPNLAB_COLD_BASE=1 (then a real debootstrap from the mirror)."""
+    real = os.environ.get("VPNLAB_COLD_BASE") == "1"
+    if real and not shutil.which("debootstrap"):
+        pytest.skip("VPNLAB_COLD_BASE=1 but no debootstrap (apt-get install debootstrap)")
+    if not real:
+        _fake_debootstrap(monkeypatch, [])
+    c = engine.client(timeout=images.BUILD_TIMEOUT)
+    release = "bookworm"
+    mirrors = apt_sources.debian_mirrors(apt_sources.host_apt_sources(), release)
+    tag = f"vpnlab-coldtest-base:{release}-{secrets.token_hex(6)}"
+    try:
+        img = images.make_base(c, release, mirrors, tag)
+        labels = c.images.get(tag).labels
+        assert labels[images.BASE_LABEL] == release and labels[images.KIND_LABEL] == "base"
+        assert labels[engine.LABEL] == "1"
+        assert img.id == c.images.get(tag).id
+    finally:
+        if engine.image_or_none(c, tag) is not None:
+            c.images.remove(tag)
+    assert engine.image_or_none(c, tag) is None

@@ -21,6 +21,7 @@ the SDK streams tar's output into the image import, it has no way to make a root
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -161,17 +162,7 @@ def make_base(c, release: str, mirrors: Mirrors, tag: str, progress: Progress = 
             'ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
             'CMD ["/bin/bash"]',
         ]
-        tar = subprocess.Popen(
-            ["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-c", "."],
-            stdout=subprocess.PIPE,
-        )
-        try:
-            c.api.importimage_or_none(
-                src=_chunks(tar.stdout), repository=repo, tag=tg, changes=changes, stream_src=True
-            )
-        finally:
-            if tar.wait(timeout=60) != 0:
-                raise ImageError(f"tar of {root} failed (exit {tar.returncode})")
+        _import_rootfs(c, root, repo, tg, changes)
         img = image_or_none(c, tag)
         if img is None:
             raise ImageError(f"docker import of {root} made no image {tag}")
@@ -182,6 +173,45 @@ def make_base(c, release: str, mirrors: Mirrors, tag: str, progress: Progress = 
         return img
     finally:
         _remove_rootfs(root)
+
+
+def _import_rootfs(c, root: Path, repo: str, tag: str, changes: list[str]) -> None:
+    """`tar -c root | docker import`: the SDK's APIClient.import_image, the tar streamed in."""
+    import docker.errors
+
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-c", "."],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        out = c.api.import_image(
+            src=_chunks(tar.stdout), repository=repo, tag=tag, changes=changes, stream_src=True
+        )
+    except BaseException as exc:
+        tar.kill()  # it may be blocked on a pipe nobody reads any more
+        tar.wait()
+        if isinstance(exc, docker.errors.APIError):
+            raise ImageError(f"docker import of {root} failed: {short_error(exc)}") from exc
+        raise
+    finally:
+        assert tar.stdout
+        tar.stdout.close()
+    if tar.wait(timeout=60) != 0:
+        raise ImageError(f"tar of {root} failed (exit {tar.returncode})")
+    if error := _stream_error(out):
+        raise ImageError(f"docker import of {root} failed: {error}")
+
+
+def _stream_error(text: str) -> str | None:
+    """The first error in a JSON-lines answer of the engine (an import can fail after 200 OK)."""
+    for line in (text or "").splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(msg, dict) and msg.get("error"):
+            return " ".join(str(msg["error"]).split())[:200]
+    return None
 
 
 def _chunks(stream, size: int = 1 << 20) -> Iterator[bytes]:

@@ -20,7 +20,7 @@ from lab.core.parallel import each, together
 from lab.core.paths import lab_dir
 from lab.core.processes import start_detached
 from lab.core.waits import wait_until
-from lab.daemons import dataplane, nftables
+from lab.daemons import dataplane, nftables, xfrm
 from lab.daemons.charon import Charon
 from lab.daemons.nftables import Chain
 from lab.observe.convergence import Problem, convergence_problems
@@ -32,7 +32,7 @@ from lab.runtime.netns import lab_namespaces
 from lab.session import state
 from lab.session.handle import RunningLab
 from lab.session.state import LabState
-from lab.topology.choices import USERSPACE
+from lab.topology.choices import KERNEL, USERSPACE
 from lab.topology.model import Lab, Node
 from lab.topology.timers import CONVERGE_TIMEOUT
 
@@ -98,26 +98,31 @@ def wire_segments(running: RunningLab) -> None:
 
 def render(running: RunningLab) -> None:
     runtime = running.runtime
-
-    def write(node: Node) -> tuple[str, str | None]:
-        # Each gateway's data plane is what its own kernel offers (ESP or not), unless the
-        # topology (or 'up --dataplane') asked for one.
-        plane = (
-            dataplane.plane_for(running.lab.dataplane, runtime, node.name) if node.charon else None
+    lab = running.lab
+    # Each gateway's data plane is what its own kernel offers (ESP or not), unless the
+    # topology (or 'up --dataplane') asked for one.
+    planes = dict(
+        each(
+            lambda n: (n.name, dataplane.plane_for(lab.dataplane, runtime, n.name)),
+            [n for n in lab.nodes.values() if n.charon],
         )
+    )
+    running.record(dataplane=planes)
+    # Route-based tunnels get their XFRM interfaces where the kernel does the ESP.
+    running.replace_lab(lab.with_interfaces({n for n, p in planes.items() if p == KERNEL}))
+
+    def write(node: Node) -> None:
         d = runtime.node_dir(node.name)
         files = render_node(
             running.lab,
             node,
             d,
             vici=runtime.vici_uri(node.name),
-            userspace=plane != dataplane.KERNEL,
+            userspace=planes.get(node.name) != KERNEL,
         )
         runtime.write_files(node.name, d, files)
-        return node.name, plane
 
-    planes = each(write, running.lab.nodes.values())
-    running.record(dataplane={n: p for n, p in planes if p})
+    each(write, running.lab.nodes.values())
 
 
 def configure_nodes(running: RunningLab) -> None:
@@ -127,6 +132,12 @@ def configure_nodes(running: RunningLab) -> None:
         steps = [
             shlex.join(["nft", "-f", str(running.runtime.node_dir(node.name) / "nftables.nft")])
         ]
+        if node.charon and running.dataplane(node.name) == KERNEL:
+            # No TUN device to wait for: the tunnel interfaces and inside addresses now.
+            steps += xfrm.setup_commands(running.lab, node.name)
+            steps += [
+                f"ip addr replace {a} dev lo" for a in _policy_inside_addresses(running, node.name)
+            ]
         if not node.frr:
             steps += [f"ip route replace {r.to} via {r.via}" for r in node.routes]
         running.runtime.run(node.name, ["sh", "-c", " && ".join(steps)])
@@ -158,7 +169,11 @@ def load_configs(running: RunningLab) -> None:
     lab = running.lab
     each(
         lambda n: _add_inside_addresses(running, n),
-        [n for n in running.charons if lab.nodes[n].inside_addresses],
+        [
+            n
+            for n in running.charons
+            if lab.nodes[n].inside_addresses and running.dataplane(n) == USERSPACE
+        ],
     )
     # Responders first, so the initiators' first IKE packet finds a loaded config.
     for kind in ("provider", "customer"):
@@ -177,19 +192,27 @@ def _load_connections(running: RunningLab, node: str) -> None:
     )
 
 
+def _policy_inside_addresses(running: RunningLab, node: str) -> list:
+    """Inside addresses of the node's tunnels that have no XFRM interface to carry them."""
+    on_interfaces = {
+        t.side(node)[0].inside for t in running.lab.tunnels_of(node) if t.side(node)[0].if_id
+    }
+    return [a for a in running.lab.nodes[node].inside_addresses if a not in on_interfaces]
+
+
 def _add_inside_addresses(running: RunningLab, node: str) -> None:
-    """BGP inside addresses go on the TUN device (userspace) or loopback (kernel ESP)."""
-    dev = "ipsec0" if running.dataplane(node) == USERSPACE else "lo"
+    """BGP inside addresses on the userspace data plane go on its TUN device, ipsec0,
+    which charon creates as it starts (and again after a restart)."""
     # One command that fails until charon has created the TUN device: the poll is the add.
     add = " && ".join(
-        f"ip addr replace {a} dev {dev}" for a in running.lab.nodes[node].inside_addresses
+        f"ip addr replace {a} dev ipsec0" for a in running.lab.nodes[node].inside_addresses
     )
     wait_until(
         lambda: running.runtime.run(node, ["sh", "-c", add], check=False).returncode,
         lambda rc: rc == 0,
         timeout=5,
         interval=0.02,
-        what=f"{dev} on {node} for the inside addresses",
+        what=f"ipsec0 on {node} for the inside addresses",
     )
 
 
@@ -336,7 +359,7 @@ def up(
 # a daemon back after a kill ------------------------------------------------------------------
 def load_charon(running: RunningLab, node: str) -> None:
     """Give a (re)started charon its inside addresses, keys and connections."""
-    if running.lab.nodes[node].inside_addresses:
+    if running.lab.nodes[node].inside_addresses and running.dataplane(node) == USERSPACE:
         _add_inside_addresses(running, node)
     _load_connections(running, node)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lab.core.errors import InputError, LabError
 from lab.core.waits import wait_until
+from lab.daemons import xfrm
 from lab.daemons.keylog import KeyLog, parse
 from lab.observe import events
 from lab.observe.events import Event
@@ -70,6 +71,7 @@ def target(lab: Lab, text: str) -> Target:
     names = [i.name for i in lab.nodes[node].interfaces]
     if lab.nodes[node].charon:
         names.append("ipsec0")  # the userspace data plane's TUN: the traffic in clear
+        names += xfrm.interfaces(lab, node)  # route mode on the kernel: each tunnel's, in clear
     if iface not in names:
         raise InputError(
             TARGET_FIELD, f"node {node} has no interface {iface!r} (it has: {', '.join(names)})"

@@ -25,6 +25,10 @@ def connection(tunnel: Tunnel, node: str) -> dict:
             "start_action": local.start_action,
             "close_action": local.close_action,
         }
+        if local.if_id is not None:
+            # Policies and SAs bound to the tunnel's XFRM interface: only what is routed
+            # into it is protected, so both tunnels can carry 0.0.0.0/0 side by side.
+            children[name]["if_id_in"] = children[name]["if_id_out"] = str(local.if_id)
         if local.inactivity:
             # charon closes the CHILD_SA after so long without a packet either way.
             children[name]["inactivity"] = f"{local.inactivity}s"

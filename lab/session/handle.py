@@ -51,6 +51,12 @@ class RunningLab:
         self.state = s
         return s
 
+    def replace_lab(self, lab: Lab) -> None:
+        """Run ``lab`` from now on (the same lab, as its data planes made it), and keep it
+        in the lab's state for every later command."""
+        lab_state.save_lab(lab)
+        self.lab = lab
+
     def dataplane(self, node: str) -> str:
         """The IPsec data plane a gateway uses: the kernel's ESP or userspace."""
         return self.state.dataplane.get(node, USERSPACE)

@@ -120,6 +120,14 @@ def create(lab: Lab, state: LabState) -> Path:
     return d
 
 
+def save_lab(lab: Lab) -> None:
+    with locked(lab.name):
+        _write(
+            lab_dir(lab.name) / LAB_FILE,
+            lab.model_dump_json(indent=1, context={"reveal_secrets": True}),
+        )
+
+
 def read(name: str) -> LabState:
     path = lab_dir(name) / STATE_FILE
     try:

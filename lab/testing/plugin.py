@@ -49,6 +49,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "skipped, with the reason, when no Docker engine answers)",
     )
     group.addoption(
+        "--dataplane",
+        choices=("auto", "userspace", "kernel"),
+        help="run every lab on this IPsec data plane (sets VPNLAB_DATAPLANE for the "
+        "run, its workers and the vpnlab commands it starts); kernel fails on a machine "
+        "whose kernel has no ESP: 'bash scripts/guest.sh' gives one",
+    )
+    group.addoption(
         "--vpnlab-report",
         metavar="DIR",
         type=Path,
@@ -62,6 +69,16 @@ _report: ScenarioReport | None = None  # set when --vpnlab-report is given
 
 def pytest_configure(config: pytest.Config) -> None:
     global _report
+    config.addinivalue_line(
+        "markers",
+        "kernel: proves a claim on the kernel data plane too: 'setup.sh test' runs these "
+        "again with --dataplane kernel (in a stock-kernel guest where this kernel has no ESP)",
+    )
+    plane = config.getoption("--dataplane", None)
+    if plane:
+        from lab.topology import DATAPLANE_ENV
+
+        os.environ[DATAPLANE_ENV] = plane
     out_dir = config.getoption("--vpnlab-report", None)
     if out_dir is not None:
         _report = ScenarioReport(out_dir.resolve())

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 from lab.core.errors import InputError, TopologyError
+from lab.topology.choices import AUTO, DATAPLANES
 from lab.topology.model import Lab
 from lab.topology.resolve import resolve
 from lab.topology.schema import LAB_NAME, PATTERN_RULES, Topology
 from lab.topology.yamlfile import load_yaml, read_text, validate
 
-__all__ = ["Lab", "Topology", "json_schema", "load_lab", "parse_topology"]
+# Stands in for every topology's dataplane: (as 'vpnlab up --dataplane' does for one lab):
+# how the scenario suite runs each lab on the data plane it is testing.
+DATAPLANE_ENV = "VPNLAB_DATAPLANE"
+
+__all__ = ["DATAPLANE_ENV", "Lab", "Topology", "json_schema", "load_lab", "parse_topology"]
 
 
 def parse_topology(text: str, file: str = "<topology>") -> Topology:
@@ -41,6 +47,13 @@ def load_lab(path: str | Path, name: str | None = None) -> Lab:
         if not re.match(LAB_NAME, name):
             raise TopologyError("--name", PATTERN_RULES[LAB_NAME], path)
         lab = lab.renamed(name)
+    asked = os.environ.get(DATAPLANE_ENV)
+    if asked:
+        if asked not in (AUTO, *DATAPLANES):
+            raise TopologyError(
+                DATAPLANE_ENV, f"{asked!r} is not one of {', '.join((AUTO, *DATAPLANES))}"
+            )
+        lab = lab.model_copy(update={"dataplane": asked})
     return lab
 
 

@@ -26,3 +26,10 @@ RUNTIMES = ("netns", "docker")  # besides "auto": Docker when an engine answers,
 AUTO = "auto"
 KERNEL, USERSPACE = "kernel", "userspace"
 DATAPLANES = (USERSPACE, KERNEL)  # besides "auto": what each gateway's kernel offers
+
+# How a tunnel decides what enters it. route: one XFRM interface per tunnel (if_id),
+# selectors 0.0.0.0/0, the routing table (BGP) picks the tunnel, as AWS's VPN endpoints
+# do. policy: the selectors are the subnets, and the kernel's policies pick the SA.
+ROUTE, POLICY = "route", "policy"
+TUNNEL_MODES = (ROUTE, POLICY)
+DEFAULT_MODE = {"bgp": ROUTE, "static": POLICY}  # by routing mode

@@ -89,6 +89,10 @@ class Endpoint(Model):
     id: str  # IKE identity, the same string on both sides (and as the PSK's owner)
     ts: list[IPv4Network]
     inside: IPv4Interface | None = None
+    # Route mode on the kernel data plane: the tunnel's XFRM interface (its if_id, and the
+    # interface xfrm<if_id> on this endpoint's node). Set at bring-up, once the data plane
+    # is known; None: policy-based, or the userspace data plane (no if_id there).
+    if_id: int | None = None
     asn: int | None = None
     ike: Literal[1, 2]
     ike_proposals: list[str]
@@ -118,6 +122,9 @@ class Endpoint(Model):
         return v.get_secret_value() if (info.context or {}).get("reveal_secrets") else str(v)
 
 
+ANY = IPv4Network("0.0.0.0/0")
+
+
 class ChildSa(Model):
     name: str
     local_ts: list[IPv4Network]
@@ -127,6 +134,7 @@ class ChildSa(Model):
 class Tunnel(Model):
     name: str
     routing: Literal["static", "bgp"]
+    mode: Literal["route", "policy"] = "policy"  # asked for (or the routing mode's default)
     keepalive: int = 10
     hold: int = 30
     provider: Endpoint
@@ -143,9 +151,13 @@ class Tunnel(Model):
 
         IKEv2 negotiates selector lists: one CHILD_SA. IKEv1 (Quick Mode) one subnet pair per
         CHILD_SA, so the inside /32s get a CHILD_SA of their own and each routed prefix pair
-        another, named ``<tunnel>-1``, ``-2``...
+        another, named ``<tunnel>-1``, ``-2``... A route-based tunnel on XFRM interfaces
+        has one, 0.0.0.0/0 both ways, whatever the IKE version.
         """
         local, remote = self.side(node)
+        if local.if_id is not None:
+            # Route-based: everything the routing table sends into the interface.
+            return [ChildSa(name=self.name, local_ts=[ANY], remote_ts=[ANY])]
         lts, rts = list(local.ts), list(remote.ts)
         if local.ike == 2:
             pairs = [(lts, rts)]
@@ -208,6 +220,21 @@ class Lab(Model):
             if node.bgp:
                 nets.update(node.bgp.networks)
         return list(collapse_addresses(n for n in nets if n.prefixlen > 0))
+
+    def with_interfaces(self, nodes: set[str]) -> Lab:
+        """The lab as it runs when ``nodes`` have XFRM interfaces (the kernel data plane):
+        each route-mode tunnel between two of them gets an if_id, numbered per node."""
+        tunnels = {}
+        for name, t in self.tunnels.items():
+            ends = {}
+            for role in ("provider", "customer"):
+                ep = getattr(t, role)
+                if_id = None
+                if t.mode == "route" and {t.provider.node, t.customer.node} <= nodes:
+                    if_id = 1 + [x.name for x in self.tunnels_of(ep.node)].index(name)
+                ends[role] = ep.model_copy(update={"if_id": if_id})
+            tunnels[name] = t.model_copy(update=ends)
+        return self.model_copy(update={"tunnels": tunnels})
 
     def renamed(self, name: str) -> Lab:
         return self.model_copy(update={"name": name})

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from lab.core.errors import InputError, TopologyError
 from lab.topology import model, schema
+from lab.topology.choices import DEFAULT_MODE, ROUTE
 from lab.topology.profiles import check_profile, load_profile
 
 FORWARDING_ROLES = {"vpn-gateway", "router", "nat-gateway"}
@@ -424,7 +425,16 @@ def _tunnel(
         _check_ebgp(topo, name, node_site[t.provider.node], node_site[t.customer.node])
     keepalive = t.keepalive or BGP_KEEPALIVE
     hold = t.hold or (BGP_HOLD if t.keepalive is None else 3 * keepalive)
-    return model.Tunnel(name=name, routing=routing, keepalive=keepalive, hold=hold, **endpoints)
+    mode = t.mode or DEFAULT_MODE[routing]
+    if mode == ROUTE and routing == "static":
+        raise TopologyError(
+            f"{field}.mode",
+            "route-based tunnels need BGP (routing: bgp) to choose the tunnel; static "
+            "routing is policy-based here (mode: policy)",
+        )
+    return model.Tunnel(
+        name=name, routing=routing, mode=mode, keepalive=keepalive, hold=hold, **endpoints
+    )
 
 
 def _check_ebgp(topo: schema.Topology, tunnel: str, provider: str, customer: str) -> None:

@@ -232,6 +232,13 @@ class Tunnel(TunnelSettings):
     customer: Annotated[Side, BeforeValidator(_side)]
     routing: Literal["static", "bgp"] | None = None
     inside: Network | None = Field(None, description="BGP: /30 inside 169.254.0.0/16")
+    mode: Literal["route", "policy"] | None = Field(
+        None,
+        description="route: an XFRM interface per tunnel with 0.0.0.0/0 selectors, BGP "
+        "over it (kernel data plane; the userspace one routes over ipsec0 with the "
+        "subnets as selectors); policy: the subnets are the selectors. Default: route "
+        "for BGP, policy for static routing",
+    )
     keepalive: Seconds | None = None
     hold: Seconds | None = None
 

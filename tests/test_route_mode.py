@@ -1,0 +1,96 @@
+"""Route-based tunnels: what the mode key chooses, and what the kernel data plane gets.
+
+BGP tunnels default to route mode, static ones to policy mode. A route-mode tunnel whose
+two gateways run the kernel data plane gets an XFRM interface per tunnel on each gateway
+(if_id numbered per node), one 0.0.0.0/0 CHILD_SA bound to it, and its inside address on
+the interface; on the userspace data plane nothing changes (no if_id there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from topo_util import put, variant, write
+
+from lab.core.errors import TopologyError
+from lab.daemons import xfrm
+from lab.render.swanctl import connections
+from lab.topology import DATAPLANE_ENV, load_lab
+from lab.topology.model import Lab
+
+GATEWAYS = {"vgw1", "vgw2", "cgw"}
+
+
+@pytest.fixture
+def bgp(tmp_path: Path) -> Lab:
+    return load_lab(write(tmp_path, "bgp", variant()))
+
+
+def test_bgp_defaults_to_route_static_to_policy(bgp: Lab, tmp_path: Path) -> None:
+    assert {t.mode for t in bgp.tunnels.values()} == {"route"}
+    static = load_lab(write(tmp_path, "static", variant(put("routing", "static"))))
+    assert {t.mode for t in static.tunnels.values()} == {"policy"}
+
+
+def test_route_mode_with_static_routing_is_refused_by_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "bad", variant(put("routing", "static"), put("tunnels.tunnel1.mode", "route"))
+    )
+    with pytest.raises(TopologyError) as exc:
+        load_lab(path)
+    assert "tunnels.tunnel1.mode" in str(exc.value) and "need BGP" in str(exc.value)
+
+
+def test_userspace_keeps_narrow_selectors_and_no_if_id(bgp: Lab) -> None:
+    lab = bgp.with_interfaces(set())  # no gateway with kernel ESP
+    child = connections(lab, "cgw")["tunnel1"]["children"]["tunnel1"]
+    assert "if_id_in" not in child
+    assert child["local_ts"][0] == "169.254.10.2/32"
+    assert xfrm.setup_commands(lab, "cgw") == []
+
+
+def test_kernel_route_mode_binds_one_any_child_per_tunnel_interface(bgp: Lab) -> None:
+    lab = bgp.with_interfaces(GATEWAYS)
+    conns = connections(lab, "cgw")
+    for tunnel, if_id in (("tunnel1", "1"), ("tunnel2", "2")):
+        (child,) = conns[tunnel]["children"].values()
+        assert child["local_ts"] == child["remote_ts"] == ["0.0.0.0/0"]
+        assert child["if_id_in"] == child["if_id_out"] == if_id
+    # The provider's gateways hold one tunnel each: each its own xfrm1.
+    assert connections(lab, "vgw2")["tunnel2"]["children"]["tunnel2"]["if_id_out"] == "1"
+
+
+def test_kernel_route_mode_interfaces_carry_the_inside_addresses(bgp: Lab) -> None:
+    lab = bgp.with_interfaces(GATEWAYS)
+    steps = xfrm.setup_commands(lab, "cgw")
+    assert "ip link add xfrm1 type xfrm dev internet if_id 1" in steps
+    assert "ip addr replace 169.254.10.2/30 dev xfrm1" in steps
+    assert "ip addr replace 169.254.11.2/30 dev xfrm2" in steps
+    assert xfrm.interfaces(lab, "cgw") == {"xfrm1": "tunnel1", "xfrm2": "tunnel2"}
+
+
+def test_an_interface_needs_the_kernel_on_both_ends(bgp: Lab) -> None:
+    lab = bgp.with_interfaces({"cgw", "vgw1"})
+    assert lab.tunnels["tunnel1"].customer.if_id == 1
+    assert lab.tunnels["tunnel2"].customer.if_id is None  # vgw2 is userspace
+
+
+def test_policy_mode_on_the_kernel_keeps_the_subnets(tmp_path: Path) -> None:
+    lab = load_lab(write(tmp_path, "p", variant(put("tunnels.tunnel1.mode", "policy"))))
+    lab = lab.with_interfaces(GATEWAYS)
+    child = connections(lab, "cgw")["tunnel1"]["children"]["tunnel1"]
+    assert "if_id_in" not in child and "0.0.0.0/0" not in child["local_ts"]
+    assert connections(lab, "cgw")["tunnel2"]["children"]["tunnel2"]["if_id_in"] == "2"
+
+
+def test_dataplane_env_stands_in_for_the_topology(
+    bgp: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "env", variant())
+    monkeypatch.setenv(DATAPLANE_ENV, "kernel")
+    assert load_lab(path).dataplane == "kernel"
+    monkeypatch.setenv(DATAPLANE_ENV, "fast")
+    with pytest.raises(TopologyError) as exc:
+        load_lab(path)
+    assert DATAPLANE_ENV in str(exc.value) and "'fast'" in str(exc.value)

@@ -15,12 +15,15 @@ from lab.observe.convergence import bgp_problems, route_problems, tunnel_problem
 from lab.observe.status import collect
 from lab.ops.traffic import hosts_behind, packets, ping
 
+# Marked kernel: also proven on the kernel data plane ('setup.sh test' runs them again there;
+# test_nat.py and test_natt.py prove the two NAT labs on it).
+ON_KERNEL = pytest.mark.kernel
 SHIPPED = [
-    "tray-static-ikev1.yaml",
-    "tray-static-ikev2.yaml",
-    "tray-bgp-ikev1.yaml",
-    "tray-bgp-ikev2.yaml",
-    "thredd-static.yaml",
+    pytest.param("tray-static-ikev1.yaml", marks=ON_KERNEL),
+    pytest.param("tray-static-ikev2.yaml", marks=ON_KERNEL),
+    pytest.param("tray-bgp-ikev1.yaml", marks=ON_KERNEL),
+    pytest.param("tray-bgp-ikev2.yaml", marks=ON_KERNEL),
+    pytest.param("thredd-static.yaml", marks=ON_KERNEL),
     "tray-bgp-nat.yaml",
     "tray-natt.yaml",
 ]
@@ -74,19 +77,41 @@ def test_hosts_reach_each_other_through_the_tunnels(lab):
         assert _grew(before, after, carriers, "provider", OUT) >= 2 * COUNT
 
 
+@pytest.mark.parametrize("lab", SHIPPED, indirect=True)
+def test_esp_is_udp_encapsulated_where_the_data_plane_or_a_nat_needs_it(lab):
+    """The userspace data plane always sends ESP in UDP 4500; the kernel's only when a NAT
+    sits between the gateways (NAT-T), else as IP protocol 50."""
+    for t in lab.lab.tunnels.values():
+        natted = any(ep.public_address != ep.address for ep in (t.provider, t.customer))
+        for ep in (t.provider, t.customer):
+            sa = lab.charon(ep.node).ike_sas()[t.name]
+            udp = natted or lab.dataplane(ep.node) == "userspace"
+            encap = {c.get("encap", "no") for c in sa["child-sas"].values()}
+            assert encap == {"yes" if udp else "no"}, f"{t.name} on {ep.node}: encap {encap}"
+
+
 def _grew(before: dict, after: dict, carriers: list, role: str, direction: int) -> int:
     """Packets counted, in one direction, on one side of the carrying tunnels' SAs."""
     keys = [(t.name, getattr(t, role).node) for t in carriers]
     return sum(after[k][direction] - before[k][direction] for k in keys)
 
 
-@pytest.mark.parametrize("lab", ["tray-bgp-ikev2.yaml"], indirect=True)
+@pytest.mark.parametrize(
+    "lab", [pytest.param("tray-bgp-ikev2.yaml", marks=ON_KERNEL)], indirect=True
+)
 def test_testinfra_hosts_see_the_lab(lab, lab_hosts):
     pc = lab_hosts["pc"]
     assert pc.interface("lan").addresses == ["172.16.1.100"]
     assert pc.run("ip route show default").stdout.startswith("default via 172.16.1.1")
     cgw = lab_hosts["cgw"]
-    assert cgw.interface("ipsec0").exists
+    # The tunnels' interfaces differ by data plane: one TUN device for all (userspace),
+    # or one XFRM interface per route-based tunnel (kernel).
+    if lab.dataplane("cgw") == "userspace":
+        assert cgw.interface("ipsec0").exists
+        assert not cgw.interface("xfrm1").exists
+    else:
+        assert not cgw.interface("ipsec0").exists
+        assert cgw.interface("xfrm1").exists and cgw.interface("xfrm2").exists
     assert cgw.process.filter(comm="charon")
 
 

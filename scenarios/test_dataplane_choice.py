@@ -9,6 +9,8 @@ have ESP the lab converges on it; where they have not, the bring-up stops naming
 
 from __future__ import annotations
 
+import pytest
+
 from lab.core.errors import LabError
 from lab.daemons import dataplane
 from lab.observe.status import collect
@@ -17,6 +19,8 @@ from lab.ops.traffic import ping
 from lab.session.cleanup import leftovers
 from lab.testing.plugin import lab_name, topology_path
 from lab.topology import load_lab
+
+pytestmark = pytest.mark.kernel  # proven on the kernel data plane too
 
 PATH = topology_path("tray-static-ikev2.yaml")
 

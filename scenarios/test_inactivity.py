@@ -150,6 +150,7 @@ def _last_reply(output: str) -> float:
 # --- IKEv1 -----------------------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 def test_ikev1_provider_reinitiates_on_traffic_after_inactivity(ikev1: RunningLab):
     running = ikev1
     t = running.lab.tunnels[TUNNEL]

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lab.observe.convergence import convergence_problems
 from lab.ops.traffic import count, counted, hosts_behind, packets, ping
+
+pytestmark = pytest.mark.kernel  # proven on the kernel data plane too
 
 TOPOLOGY = "tray-bgp-nat.yaml"
 COUNT = 5

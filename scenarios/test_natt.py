@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lab.observe.convergence import convergence_problems
 from lab.ops.traffic import count, counted, packets, ping
+
+pytestmark = pytest.mark.kernel  # proven on the kernel data plane too
 
 TOPOLOGY = "tray-natt.yaml"
 PRIVATE, PUBLIC, NAT_WAN = "192.168.100.10", "198.51.100.21", "192.168.100.1"

@@ -37,7 +37,7 @@ timeout_s=${VPNLAB_GUEST_TIMEOUT:-1500}
   echo "set -u"
   echo "cd $(printf %q "$project")"
   echo "export PATH=$(printf %q "$project/.venv/bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-  echo "export VPNLAB_IN_GUEST=1 PYTHONDONTWRITEBYTECODE=1 HOME=/root"
+  echo "export VPNLAB_IN_GUEST=1 HOME=/root"
   echo "exec >>$(printf %q "$out/output.log") 2>&1"
   echo "echo \"guest: \$(uname -r), \$(nproc) CPUs\""
   echo "modprobe -a esp4 xfrm_user xfrm_interface || { echo 'guest: modprobe failed'; echo 1 >$(printf %q "$out/rc"); exit; }"

@@ -29,7 +29,8 @@ def test_kernel_asked_for_without_esp_names_the_node():
         choose(KERNEL, USERSPACE, "cgw")
 
 
-def test_the_topology_says_which_plane_it_asks_for(tmp_path):
+def test_the_topology_says_which_plane_it_asks_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("VPNLAB_DATAPLANE", raising=False)  # as a user's run, not the suite's
     assert load_lab(REPO / "topologies/tray-bgp-ikev2.yaml").dataplane == AUTO
     lab = load_lab(write(tmp_path, "userspace", variant(put("dataplane", "userspace"))))
     assert lab.dataplane == USERSPACE

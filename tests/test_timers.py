@@ -67,3 +67,11 @@ def test_terminate_is_rerouting_for_static_and_the_hold_timer_for_bgp(tmp_path):
     assert (
         failover_bound(bgp, "tunnel2", "terminate").seconds == bgp.tunnels["tunnel2"].hold + MARGIN
     )
+
+
+def test_a_killed_charon_fails_nothing_over_on_the_kernel_data_plane(tmp_path):
+    lab = _lab(tmp_path)
+    bound = failover_bound(lab, "tunnel1", "kill-charon", "kernel")
+    assert bound.seconds == MARGIN and "outlive charon" in bound.reason
+    # The userspace data plane dies with charon: DPD must notice, as before.
+    assert failover_bound(lab, "tunnel1", "kill-charon", "userspace").seconds > MARGIN

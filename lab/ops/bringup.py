@@ -368,6 +368,13 @@ def restart_daemon(running: RunningLab, node: str, daemon: str) -> None:
     """Start a killed daemon again with the lab's configuration."""
     if daemon == "charon":
         with ike_held(running, node):
+            if running.dataplane(node) == KERNEL:
+                # A killed charon leaves its SAs and policies in the kernel, still carrying
+                # traffic; the new one knows none of them. Start it clean, as a rebooted
+                # gateway would: the peer's DPD then finds it silent and re-establishes.
+                running.runtime.run(
+                    node, ["sh", "-c", "ip xfrm state flush && ip xfrm policy flush"]
+                )
             running.charon(node).start()
             running.charon(node).wait_ready()
             load_charon(running, node)

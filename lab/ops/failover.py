@@ -67,7 +67,7 @@ def measure(
     """Probe provider host -> customer host, fail ``tunnel`` once traffic flows, and keep
     probing until the bound (plus ``after`` seconds) has passed; the fault stays active."""
     t = running.lab.tunnels[tunnel]
-    bound = failover_bound(running.lab, tunnel, failure)
+    bound = failover_bound(running.lab, tunnel, failure, running.dataplane(t.provider.node))
     seconds = (bound.seconds if bound.seconds is not None else unbounded) + after
     kind, params = FAILURES[failure](running, t)
     src, dst = probe_pair(running, tunnel)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.topology.choices import KERNEL, USERSPACE
 from lab.topology.model import Endpoint, Lab, Tunnel
 
 # What no timer accounts for: DPD and BGP scheduling granularity, the iBGP update to the
@@ -60,9 +61,14 @@ def _hold_bound(t: Tunnel, why: str) -> Bound:
     return Bound(t.hold + MARGIN, f"{why} {t.hold}s + {MARGIN}s margin")
 
 
-def failover_bound(lab: Lab, tunnel: str, fault: str) -> Bound:
-    """The longest outage a failure of ``tunnel`` may cause, by the way it fails."""
+def failover_bound(lab: Lab, tunnel: str, fault: str, plane: str = USERSPACE) -> Bound:
+    """The longest outage a failure of ``tunnel`` may cause, by the way it fails, with the
+    provider's gateway on data plane ``plane``."""
     t = lab.tunnels[tunnel]
+    if fault == "kill-charon" and plane == KERNEL:
+        # The SAs and policies live in the kernel, not in charon: they go on carrying
+        # traffic (both ends' DPD sees it flow), so nothing fails over.
+        return Bound(MARGIN, f"the kernel's SAs outlive charon: no failover, {MARGIN}s")
     if fault == "terminate":
         if t.routing == "bgp":
             # Both ends drop the SA at once, but the BGP route over it stays valid (the

@@ -1,0 +1,194 @@
+"""Soak: a lab under a 20 ms probe for minutes, every tunnel's IKE_SA and CHILD_SAs rekeyed by
+force every 30 s, on the data plane this machine (or the guest) gives.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--every 30] [--dataplane auto]
+                                   [--runtime netns] [--json FILE] [topology ...]
+
+Reports, per topology: probes sent and lost, the losses charged to each rekey (a lost
+probe is charged to the rekey requested last before it was sent), how many of them fall
+outside the IKEv1 Quick Mode window (at most the one probe in flight per IKEv1 CHILD_SA
+rekey: the new inbound SA is installed a moment after the peer starts sending on it), the
+resident memory (VmRSS) of every daemon at start and end, the SAs and XFRM states and
+policies each gateway holds at start and end, and what is left after ``down`` (the lab's
+leftovers, and XFRM states and policies in the host's namespace). Needs root. Not a test:
+a figure to read, always bounded by --minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from common import format_table  # also puts the repo on sys.path
+
+from lab.core.shipped import find_topology
+from lab.ops import bringup
+from lab.ops.failover import probe_pair
+from lab.ops.probe import Probe
+from lab.ops.rekey import attribute, lost_send_times, rekey_once
+from lab.session.cleanup import leftovers
+from lab.session.handle import RunningLab
+from lab.topology import load_lab
+
+DEFAULT = ["tray-bgp-ikev2", "tray-static-ikev1"]
+DAEMONS = ("charon", "zebra", "bgpd", "staticd")
+
+
+def rss_kib(running: RunningLab) -> dict[str, int]:
+    """'node/daemon' -> VmRSS in KiB, read inside each node (netns or container)."""
+    out = {}
+    for node in running.lab.nodes:
+        for pid, comm in running.runtime.processes(node).items():
+            if comm not in DAEMONS:
+                continue
+            status = running.runtime.run(node, ["cat", f"/proc/{pid}/status"], check=False)
+            for line in status.stdout.splitlines():
+                if line.startswith("VmRSS:"):
+                    out[f"{node}/{comm}"] = int(line.split()[1])
+    return out
+
+
+def sa_counts(running: RunningLab) -> dict[str, dict[str, int]]:
+    """gateway -> CHILD_SAs charon lists, and the XFRM states and policies its kernel holds
+    (none on the userspace data plane: libipsec keeps them in charon)."""
+    out = {}
+    for node in running.charons:
+        children = sum(
+            len(sa.get("child-sas", {}))
+            for entry in running.charon(node).list_sas()
+            for sa in entry.values()
+        )
+        states = running.runtime.run(node, ["ip", "xfrm", "state"], check=False).stdout
+        policies = running.runtime.run(node, ["ip", "xfrm", "policy"], check=False).stdout
+        out[node] = {
+            "child_sas": children,
+            "xfrm_states": states.count("\nsrc ") + states.startswith("src "),
+            # Per-socket bypass policies (charon's IKE sockets) are not tunnel policies.
+            "xfrm_policies": sum(1 for block in policies.split("src ")[1:] if "tmpl" in block),
+        }
+    return out
+
+
+def host_xfrm() -> tuple[int, int]:
+    import subprocess
+
+    states = subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True).stdout
+    policies = subprocess.run(["ip", "xfrm", "policy"], capture_output=True, text=True).stdout
+    return states.count("src "), sum(1 for b in policies.split("src ")[1:] if "tmpl" in b)
+
+
+def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str) -> dict:
+    lab = load_lab(path, name=f"soak-{path.stem}"[:24])
+    if dataplane != "auto":
+        lab = lab.model_copy(update={"dataplane": dataplane})
+    running = bringup.up(lab, runtime=runtime)
+    try:
+        planes = sorted(set(running.state.dataplane.values()))
+        ike = {t.customer.ike for t in running.lab.tunnels.values()}
+        rss_start, sas_start = rss_kib(running), sa_counts(running)
+        tunnel = next(iter(running.lab.tunnels))
+        src, dst = probe_pair(running, tunnel)
+        seconds = minutes * 60
+        requests: list[tuple[float, str, str]] = []  # (requested, tunnel, kind)
+        failed: list[str] = []
+        with Probe(running, src, dst, seconds + 5) as probe:
+            deadline = time.time() + seconds
+            next_round = time.time() + 2.0
+            sides = ("customer", "provider")
+            n = 0
+            while time.time() < deadline:
+                if time.time() >= next_round:
+                    for t in running.lab.tunnels.values():
+                        for kind in ("ike", "child"):
+                            node = getattr(t, sides[n % 2]).node
+                            try:
+                                r = rekey_once(running, t.name, kind, node)
+                                requests.append((r.requested, t.name, kind))
+                            except Exception as exc:  # reported, the soak goes on
+                                failed.append(f"{t.name} {kind}: {exc}")
+                    n += 1
+                    print(f"{path.stem}: round {n} of rekeys done", file=sys.stderr, flush=True)
+                    next_round += every
+                # Paced by the rekey schedule: the probe runs on by itself meanwhile.
+                time.sleep(min(0.5, max(0.0, next_round - time.time())))
+            probe.stop()
+            result = probe.finish()
+        lost_at = lost_send_times(probe.output, result.started, result.interval, result.sent)
+        per = attribute(lost_at, [r[0] for r in requests], result.interval)
+        # Losses before the first rekey are charged to none: attribute() drops them.
+        charged = sum(per)
+        in_window = sum(
+            min(lost, 1)
+            for lost, (_, _, kind) in zip(per, requests, strict=True)
+            if kind == "child" and 1 in ike
+        )
+        rss_end, sas_end = rss_kib(running), sa_counts(running)
+    finally:
+        running.down()
+    host_states, host_policies = host_xfrm()
+    return {
+        "topology": path.stem,
+        "runtime": runtime,
+        "dataplane": planes,
+        "ike": sorted(ike),
+        "minutes": minutes,
+        "rekeys": len(requests),
+        "rekeys_failed": failed,
+        "sent": result.sent,
+        "lost": result.sent - result.received,
+        "lost_charged_to_rekeys": charged,
+        "lost_outside_qm_window": result.sent - result.received - in_window,
+        "rss_kib": {k: [rss_start.get(k), rss_end.get(k)] for k in sorted(rss_start)},
+        "sas": {"start": sas_start, "end": sas_end},
+        "after_down": {
+            "leftovers": leftovers(lab.name),
+            "host_xfrm_states": host_states,
+            "host_xfrm_policies": host_policies,
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("topologies", nargs="*", default=DEFAULT)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--every", type=float, default=30)
+    ap.add_argument("--runtime", default="netns")
+    ap.add_argument("--dataplane", default="auto", choices=("auto", "userspace", "kernel"))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    results = [
+        soak(find_topology(t), args.minutes, args.every, args.runtime, args.dataplane)
+        for t in args.topologies
+    ]
+    rows = [["topology", "plane", "rekeys", "sent", "lost", "outside QM", "left after down"]]
+    for r in results:
+        left = len(r["after_down"]["leftovers"]) + r["after_down"]["host_xfrm_states"]
+        rows.append(
+            [
+                r["topology"],
+                ",".join(r["dataplane"]),
+                str(r["rekeys"]),
+                str(r["sent"]),
+                str(r["lost"]),
+                str(r["lost_outside_qm_window"]),
+                str(left),
+            ]
+        )
+    print(format_table(rows))
+    for r in results:
+        print(f"\n{r['topology']} ({','.join(r['dataplane'])}): RSS KiB start -> end")
+        for k, (a, b) in r["rss_kib"].items():
+            print(f"  {k:<22} {a:>7} -> {b}")
+        print(f"  SAs start {r['sas']['start']}\n  SAs end   {r['sas']['end']}")
+        if r["rekeys_failed"]:
+            print("  rekeys that failed: " + "; ".join(r["rekeys_failed"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -30,9 +30,13 @@ DEFAULT = ["tray-static-ikev1", "tray-static-ikev2", "tray-bgp-ikev1", "tray-bgp
 
 
 def bench_topology(
-    path: Path, failures: list[str], runs: int, name: str, runtime: str
+    path: Path, failures: list[str], runs: int, name: str, runtime: str, dataplane: str
 ) -> list[dict]:
-    lab = bringup.up(load_lab(path, name=name), timeout=30, runtime=runtime)
+    asked = load_lab(path, name=name)
+    if dataplane != "auto":
+        asked = asked.model_copy(update={"dataplane": dataplane})
+    lab = bringup.up(asked, timeout=60, runtime=runtime)
+    plane = ",".join(sorted(set(lab.state.dataplane.values())))
     rows = []
     try:
         for failure in failures:
@@ -40,7 +44,7 @@ def bench_topology(
                 m = measure(lab, "tunnel1", failure)
                 took = restore(lab)
                 print(
-                    f"{runtime} {path.stem} {failure} {i + 1}/{runs}: "
+                    f"{runtime} {plane} {path.stem} {failure} {i + 1}/{runs}: "
                     f"outage {m.result.outage:.2f}s, loss {m.result.loss:.1f}%, "
                     f"restored in {took:.1f}s",
                     file=sys.stderr,
@@ -49,6 +53,7 @@ def bench_topology(
                 rows.append(
                     {
                         "runtime": runtime,
+                        "dataplane": plane,
                         "topology": path.stem,
                         "routing": lab.lab.tunnels["tunnel1"].routing,
                         "ike": lab.lab.tunnels["tunnel1"].provider.ike,
@@ -71,6 +76,7 @@ def table(rows: list[dict]) -> str:
     out = [
         [
             "runtime",
+            "data plane",
             "topology",
             "failure",
             "runs",
@@ -82,8 +88,12 @@ def table(rows: list[dict]) -> str:
             "within",
         ]
     ]
-    for key in dict.fromkeys((r["runtime"], r["topology"], r["failure"]) for r in rows):
-        runs = [r for r in rows if (r["runtime"], r["topology"], r["failure"]) == key]
+
+    def key_of(r: dict) -> tuple[str, ...]:
+        return r["runtime"], r.get("dataplane", "userspace"), r["topology"], r["failure"]
+
+    for key in dict.fromkeys(key_of(r) for r in rows):
+        runs = [r for r in rows if key_of(r) == key]
         outages = [r["outage"] for r in runs]
         bound = runs[0]["bound"]
         within = sum(bound is None or r["outage"] <= bound for r in runs)
@@ -113,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated, from {', '.join(FAILURES)}",
     )
     parser.add_argument("--runtimes", default="netns", help="comma-separated: netns, docker")
+    parser.add_argument(
+        "--dataplane",
+        default="auto",
+        choices=("auto", "userspace", "kernel"),
+        help="ask every lab for this data plane (default: what the kernel offers)",
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -129,12 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         for runtime in args.runtimes.split(","):
             for i, path in enumerate(paths):
                 rows += bench_topology(
-                    path, failures, args.runs, f"fo-{os.getpid()}-{runtime[0]}{i}", runtime
+                    path,
+                    failures,
+                    args.runs,
+                    f"fo-{os.getpid()}-{runtime[0]}{i}",
+                    runtime,
+                    args.dataplane,
                 )
     except KeyboardInterrupt:
         print("interrupted: reporting the runs so far", file=sys.stderr)
     print(
-        f"failover of tunnel1, {args.runtimes} runtime, userspace data plane, "
+        f"failover of tunnel1, {args.runtimes} runtime, "
+        f"{', '.join(sorted({r.get('dataplane', '?') for r in rows}))} data plane, "
         f"{os.cpu_count()} CPUs, {platform.release()}; "
         "outage = longest gap in a 20 ms ICMP probe, seconds"
     )

@@ -94,3 +94,24 @@ def test_dataplane_env_stands_in_for_the_topology(
     with pytest.raises(TopologyError) as exc:
         load_lab(path)
     assert DATAPLANE_ENV in str(exc.value) and "'fast'" in str(exc.value)
+
+
+XFRM_STATE = """src 198.51.100.21 dst 198.51.100.11
+	proto esp spi 0xc4c08c34 reqid 1 mode tunnel
+	replay-window 0 flag af-unspec
+	auth-trunc hmac(sha256) 0xfdd91b53 128
+	enc cbc(aes) 0xb7908d886c351fc518386cda4a0c882f5cc3a3d2eeeaeee55e766d23223b0fcf
+	if_id 0x1
+src 198.51.100.11 dst 198.51.100.21
+	proto esp spi 0x0a6958fc reqid 2 mode tunnel
+	aead rfc4106(gcm(aes)) 0x00112233445566778899aabbccddeeff01020304 128
+src 198.51.100.11 dst 198.51.100.21
+	proto comp spi 0x00001234 reqid 3 mode tunnel
+"""
+
+
+def test_kernel_sas_gives_each_esp_sa_its_keys_as_proposal_keywords() -> None:
+    cbc, gcm = xfrm.kernel_sas(XFRM_STATE)  # the IPComp state is not ESP: left out
+    assert (cbc.spi, cbc.proposal, cbc.integrity_key) == ("c4c08c34", "aes256-sha256", "fdd91b53")
+    assert (gcm.spi, gcm.proposal, gcm.integrity_key) == ("0a6958fc", "aes128gcm16", "")
+    assert gcm.encryption_key.endswith("01020304")  # key and salt, as Wireshark wants them

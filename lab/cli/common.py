@@ -40,7 +40,10 @@ def main() -> None:
     """Site-to-site IPsec VPN labs with real strongSwan and FRR."""
 
 
-def pick_lab(name: str | None) -> str:
+def pick_lab(name: str | None, *, positional: bool = False) -> str:
+    """The lab a command acts on: the one named, else the only one up. With several up,
+    the error lists them and spells out the command to type (``positional``: the command
+    takes the name as its argument, as ``down`` does, not as ``--lab``)."""
     from lab.session import state
 
     if name:
@@ -50,7 +53,12 @@ def pick_lab(name: str | None) -> str:
         return labs[0]
     if not labs:
         raise LabError("no lab is running (vpnlab up FILE)")
-    raise LabError(f"several labs are running ({', '.join(labs)}): name one with --lab")
+    ctx = click.get_current_context(silent=True)
+    command = ctx.command_path if ctx else "vpnlab COMMAND"
+    how = "\n".join(
+        f"  {command} {lab}" if positional else f"  {command} --lab {lab}" for lab in labs
+    )
+    raise LabError(f"{len(labs)} labs are running; say which one:\n{how}")
 
 
 lab_option = click.option("--lab", "-l", "lab_name", help="lab name (default: the only one up)")

@@ -176,7 +176,7 @@ def down(name: str | None) -> None:
     from lab.session import cleanup
     from lab.session.handle import RunningLab
 
-    name = pick_lab(name)
+    name = pick_lab(name, positional=True)
     try:
         RunningLab.attach(name).down()
     except LabError:

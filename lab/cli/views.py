@@ -63,7 +63,9 @@ def print_status(data: LabStatus) -> None:
             for i, c in enumerate(s.children or [None]):
                 first = i == 0
                 t.add_row(
-                    f"{tun.name} {tun.routing}" if first and side_name == "provider" else "",
+                    f"{tun.name} {tun.routing} {tun.mode}"
+                    if first and side_name == "provider"
+                    else "",
                     f"{s.node} ({side_name[0]})" if first else "",
                     f"{_state(s.ike_state)} v{s.ike_version}" if first else "",
                     (s.ike_proposal or "-") if first else "",

@@ -52,6 +52,7 @@ class SideStatus(BaseModel):
 class TunnelStatus(BaseModel):
     name: str
     routing: str
+    mode: str = "policy"  # route | policy, as asked for (or the routing mode's default)
     provider: SideStatus
     customer: SideStatus
 
@@ -148,6 +149,7 @@ def collect(running: RunningLab) -> LabStatus:
         TunnelStatus(
             name=t.name,
             routing=t.routing,
+            mode=t.mode,
             provider=_side(t, t.provider, sas[t.provider.node], peers.get(t.provider.node, {})),
             customer=_side(t, t.customer, sas[t.customer.node], peers.get(t.customer.node, {})),
         )

@@ -6,8 +6,9 @@ listening. Keys come from charon's key log (``lab.daemons.keylog``), which only 
 when SAs are negotiated: so taking keys rekeys every tunnel that is up, its IKE_SA then its
 CHILD_SAs, from the customer's gateway, with the key log on for just that long. Traffic from
 then on is decryptable, and so are the IKE exchanges on the new IKE_SAs (the IKE rekey
-itself travels under the old IKE_SA's keys, which nobody logged). Without keys asked for,
-charon is not touched at all.
+itself travels under the old IKE_SA's keys, which nobody logged). On the kernel data plane
+the ESP keys are in the kernel's SAs (``ip xfrm state``): they are read from there and
+nothing is rekeyed (IKE stays encrypted). Without keys asked for, charon is not touched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lab.ops.rekey import rekey_once
 from lab.runtime.base import Process
 from lab.runtime.capture import LISTENING
 from lab.session.handle import RunningLab
+from lab.topology.choices import KERNEL
 from lab.topology.model import Lab
 from lab.topology.proposals import keywords
 
@@ -132,11 +134,14 @@ def take_keys(running: RunningLab, folder: Path) -> Keys:
     """Rekey every tunnel that is up with charon's key log on, and write the keys as
     Wireshark's tables into ``folder`` (0700, files 0600)."""
     tunnels = list(running.lab.tunnels.values())
+    gateways = list(dict.fromkeys(t.customer.node for t in tunnels))
+    if all(running.dataplane(n) == KERNEL for n in gateways):
+        return _kernel_keys(running, gateways, folder)
     result = Keys(folder)
     started: list[KeyLog] = []
     try:
         # One gateway per tunnel sees every key of it: the customer's (it has them all).
-        for node in dict.fromkeys(t.customer.node for t in tunnels):
+        for node in gateways:
             log = KeyLog(running.charon(node))
             started.append(log)
             log.start()
@@ -195,6 +200,24 @@ def take_keys(running: RunningLab, folder: Path) -> Keys:
     write_private(folder, files)
     result.esp, result.ike = len(tables[ws.ESP_SA]), len(tables[ws.IKEV2] + tables[ws.IKEV1])
     return result
+
+
+def _kernel_keys(running: RunningLab, gateways: list[str], folder: Path) -> Keys:
+    """The kernel data plane holds every ESP SA's keys (``ip xfrm state``): written as they
+    are, nothing rekeyed. The IKE keys exist only in charon, at negotiation: none here,
+    so the capture shows ESP decrypted and IKE exchanges still encrypted."""
+    rows = {}
+    for node in gateways:
+        text = running.runtime.run(node, ["ip", "xfrm", "state"]).stdout
+        for sa in xfrm.kernel_sas(text):
+            rows[sa.spi] = ws.EspRow(sa.spi, sa.proposal, sa.encryption_key, sa.integrity_key)
+    try:
+        files = {ws.ESP_SA: ws.table(list(rows.values()))} if rows else {}
+    except ValueError as exc:
+        raise LabError(f"cannot write Wireshark's key tables: {exc}") from None
+    files["preferences"] = PREFERENCES
+    write_private(folder, files)
+    return Keys(folder, esp=len(rows))
 
 
 def write_private(folder: Path, files: dict[str, str]) -> None:

@@ -4,7 +4,7 @@
 #   bash scripts/guest.sh CMD...     e.g. bash scripts/guest.sh pytest -m kernel scenarios
 # The guest sees this machine's root read-only over 9p, with copy-on-write overlays on the
 # project, /var/lib and /var/log (what it writes there is gone when it stops), the project's
-# .venv/bin first on PATH, and esp4, xfrm_user and xfrm_interface loaded.
+# .venv/bin first on PATH, and esp4, xfrm_user, xfrm_interface and tun loaded.
 #   VPNLAB_GUEST_OUT=DIR     the command's output, exit status and files such as a JUnit
 #                            file go here (the one directory shared writable; default: new)
 #   VPNLAB_GUEST_TIMEOUT=S   stop the guest after S seconds (default 1500)
@@ -40,7 +40,7 @@ timeout_s=${VPNLAB_GUEST_TIMEOUT:-1500}
   echo "export VPNLAB_IN_GUEST=1 HOME=/root"
   echo "exec >>$(printf %q "$out/output.log") 2>&1"
   echo "echo \"guest: \$(uname -r), \$(nproc) CPUs\""
-  echo "modprobe -a esp4 xfrm_user xfrm_interface || { echo 'guest: modprobe failed'; echo 1 >$(printf %q "$out/rc"); exit; }"
+  echo "modprobe -a esp4 xfrm_user xfrm_interface tun || { echo 'guest: modprobe failed'; echo 1 >$(printf %q "$out/rc"); exit; }"
   printf '%q ' "$@"
   echo
   echo "echo \$? >$(printf %q "$out/rc")"

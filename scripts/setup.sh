@@ -124,8 +124,9 @@ kernel_dataplane() {
   fi
   echo "setup: this kernel has no ESP: the kernel data plane scenarios run in a guest"
   rm -rf "$GUEST_OUT"
+  # One lab at a time, with room to converge: the guest is emulated, about 15x slower.
   VPNLAB_GUEST_OUT=$GUEST_OUT bash scripts/guest.sh pytest "${args[@]}" -p no:cacheprovider \
-    --junitxml="$PWD/$GUEST_OUT/junit.xml" "$@"
+    --lab-timeout 120 --durations=15 --junitxml="$PWD/$GUEST_OUT/junit.xml" "$@"
 }
 
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (labs create network namespaces)" >&2; exit 1; }

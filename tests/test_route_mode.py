@@ -43,7 +43,7 @@ def test_route_mode_with_static_routing_is_refused_by_name(tmp_path: Path) -> No
 
 
 def test_userspace_keeps_narrow_selectors_and_no_if_id(bgp: Lab) -> None:
-    lab = bgp.with_interfaces(set())  # no gateway with kernel ESP
+    lab = bgp.on_kernel(set())  # no gateway with kernel ESP
     child = connections(lab, "cgw")["tunnel1"]["children"]["tunnel1"]
     assert "if_id_in" not in child
     assert child["local_ts"][0] == "169.254.10.2/32"
@@ -51,7 +51,7 @@ def test_userspace_keeps_narrow_selectors_and_no_if_id(bgp: Lab) -> None:
 
 
 def test_kernel_route_mode_binds_one_any_child_per_tunnel_interface(bgp: Lab) -> None:
-    lab = bgp.with_interfaces(GATEWAYS)
+    lab = bgp.on_kernel(GATEWAYS)
     conns = connections(lab, "cgw")
     for tunnel, if_id in (("tunnel1", "1"), ("tunnel2", "2")):
         (child,) = conns[tunnel]["children"].values()
@@ -62,7 +62,7 @@ def test_kernel_route_mode_binds_one_any_child_per_tunnel_interface(bgp: Lab) ->
 
 
 def test_kernel_route_mode_interfaces_carry_the_inside_addresses(bgp: Lab) -> None:
-    lab = bgp.with_interfaces(GATEWAYS)
+    lab = bgp.on_kernel(GATEWAYS)
     steps = xfrm.setup_commands(lab, "cgw")
     assert "ip link add xfrm1 type xfrm dev internet if_id 1" in steps
     assert "ip addr replace 169.254.10.2/30 dev xfrm1" in steps
@@ -71,14 +71,14 @@ def test_kernel_route_mode_interfaces_carry_the_inside_addresses(bgp: Lab) -> No
 
 
 def test_an_interface_needs_the_kernel_on_both_ends(bgp: Lab) -> None:
-    lab = bgp.with_interfaces({"cgw", "vgw1"})
+    lab = bgp.on_kernel({"cgw", "vgw1"})
     assert lab.tunnels["tunnel1"].customer.if_id == 1
     assert lab.tunnels["tunnel2"].customer.if_id is None  # vgw2 is userspace
 
 
 def test_policy_mode_on_the_kernel_keeps_the_subnets(tmp_path: Path) -> None:
     lab = load_lab(write(tmp_path, "p", variant(put("tunnels.tunnel1.mode", "policy"))))
-    lab = lab.with_interfaces(GATEWAYS)
+    lab = lab.on_kernel(GATEWAYS)
     child = connections(lab, "cgw")["tunnel1"]["children"]["tunnel1"]
     assert "if_id_in" not in child and "0.0.0.0/0" not in child["local_ts"]
     assert connections(lab, "cgw")["tunnel2"]["children"]["tunnel2"]["if_id_in"] == "2"
@@ -115,3 +115,12 @@ def test_kernel_sas_gives_each_esp_sa_its_keys_as_proposal_keywords() -> None:
     assert (cbc.spi, cbc.proposal, cbc.integrity_key) == ("c4c08c34", "aes256-sha256", "fdd91b53")
     assert (gcm.spi, gcm.proposal, gcm.integrity_key) == ("0a6958fc", "aes128gcm16", "")
     assert gcm.encryption_key.endswith("01020304")  # key and salt, as Wireshark wants them
+
+
+def test_policy_mode_on_the_kernel_ranks_each_gateways_tunnels_in_order(tmp_path: Path) -> None:
+    lab = load_lab(write(tmp_path, "s", variant(put("routing", "static")))).on_kernel(GATEWAYS)
+    ranks = [connections(lab, "cgw")[t]["children"][t]["priority"] for t in ("tunnel1", "tunnel2")]
+    assert ranks == ["1001", "1002"]  # tunnel 1's policies win on the customer gateway
+    # Userspace: charon's automatic priorities, as before.
+    plain = load_lab(write(tmp_path, "u", variant(put("routing", "static")))).on_kernel(set())
+    assert "priority" not in connections(plain, "cgw")["tunnel1"]["children"]["tunnel1"]

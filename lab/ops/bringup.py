@@ -108,8 +108,8 @@ def render(running: RunningLab) -> None:
         )
     )
     running.record(dataplane=planes)
-    # Route-based tunnels get their XFRM interfaces where the kernel does the ESP.
-    running.replace_lab(lab.with_interfaces({n for n, p in planes.items() if p == KERNEL}))
+    # Where the kernel does the ESP: XFRM interfaces (route mode), policy ranks (policy mode).
+    running.replace_lab(lab.on_kernel({n for n, p in planes.items() if p == KERNEL}))
 
     def write(node: Node) -> None:
         d = runtime.node_dir(node.name)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from lab.topology.model import Endpoint, Lab, Tunnel
 
 REDACTED = "<redacted: use --reveal-secrets>"
+# Below charon's automatic priorities for subnet selectors (~375000 for a /24 pair), so a
+# ranked tunnel's policies also win over any unranked ones.
+POLICY_PRIORITY = 1000
 
 
 def connection(tunnel: Tunnel, node: str) -> dict:
@@ -29,6 +32,9 @@ def connection(tunnel: Tunnel, node: str) -> dict:
             # Policies and SAs bound to the tunnel's XFRM interface: only what is routed
             # into it is protected, so both tunnels can carry 0.0.0.0/0 side by side.
             children[name]["if_id_in"] = children[name]["if_id_out"] = str(local.if_id)
+        if local.policy_rank is not None:
+            # Fixed, in tunnel order (lower wins): see Endpoint.policy_rank.
+            children[name]["priority"] = str(POLICY_PRIORITY + local.policy_rank)
         if local.inactivity:
             # charon closes the CHILD_SA after so long without a packet either way.
             children[name]["inactivity"] = f"{local.inactivity}s"

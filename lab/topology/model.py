@@ -93,6 +93,12 @@ class Endpoint(Model):
     # interface xfrm<if_id> on this endpoint's node). Set at bring-up, once the data plane
     # is known; None: policy-based, or the userspace data plane (no if_id there).
     if_id: int | None = None
+    # Policy mode on the kernel data plane: a fixed priority for the tunnel's policies, by
+    # its place on this node (1 = first). Two tunnels of one gateway with the same selectors
+    # share one policy per direction; the kernel holds one, the lower value wins, and the
+    # SA it names must be the one the peer's return traffic comes in on (the provider
+    # prefers tunnel 1 too). Without it the CHILD_SA installed last would win.
+    policy_rank: int | None = None
     asn: int | None = None
     ike: Literal[1, 2]
     ike_proposals: list[str]
@@ -221,18 +227,24 @@ class Lab(Model):
                 nets.update(node.bgp.networks)
         return list(collapse_addresses(n for n in nets if n.prefixlen > 0))
 
-    def with_interfaces(self, nodes: set[str]) -> Lab:
-        """The lab as it runs when ``nodes`` have XFRM interfaces (the kernel data plane):
-        each route-mode tunnel between two of them gets an if_id, numbered per node."""
+    def on_kernel(self, nodes: set[str]) -> Lab:
+        """The lab as it runs when ``nodes`` do ESP in the kernel: each route-mode tunnel
+        between two of them gets an if_id (its XFRM interface), each policy-mode tunnel
+        end on one of them a policy rank; both numbered per node, in tunnel order."""
         tunnels = {}
         for name, t in self.tunnels.items():
             ends = {}
             for role in ("provider", "customer"):
                 ep = getattr(t, role)
-                if_id = None
-                if t.mode == "route" and {t.provider.node, t.customer.node} <= nodes:
-                    if_id = 1 + [x.name for x in self.tunnels_of(ep.node)].index(name)
-                ends[role] = ep.model_copy(update={"if_id": if_id})
+                place = 1 + [x.name for x in self.tunnels_of(ep.node)].index(name)
+                route = t.mode == "route" and {t.provider.node, t.customer.node} <= nodes
+                rank = t.mode == "policy" and ep.node in nodes
+                ends[role] = ep.model_copy(
+                    update={
+                        "if_id": place if route else None,
+                        "policy_rank": place if rank else None,
+                    }
+                )
             tunnels[name] = t.model_copy(update=ends)
         return self.model_copy(update={"tunnels": tunnels})
 

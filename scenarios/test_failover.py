@@ -33,7 +33,20 @@ def test_tunnel1_fails_over_to_tunnel2(lab, failure):
     print(f"\n{lab.lab.name} {m.line()}")
     # On the kernel data plane the SAs live in the kernel: a killed charon leaves them
     # carrying tunnel 1's traffic, and nothing fails over (userspace: they die with it).
-    stays = failure == "kill-charon" and lab.dataplane("vgw1") == "kernel"
+    kernel = lab.dataplane("cgw") == "kernel"
+    stays = failure == "kill-charon" and kernel
+    # Policy-based on the kernel, both tunnels carrying the same LAN pair: cgw holds one
+    # inbound policy, tunnel 1's. vgw1's link going down takes its SA's route at once, so
+    # the VPC answers through vgw2 at once; cgw decrypts that (tunnel 2's SA counts it) and
+    # drops it (tunnel 1's policy, the wrong SA), and those lookups keep tunnel 1 looking
+    # busy to DPD. Seen every time in the guest; route mode (BGP labs) has no such limit.
+    shared = failure == "link-down" and kernel and lab.lab.tunnels["tunnel1"].mode == "policy"
+    if shared:
+        assert m.result.carriers_after["to customer"] == "tunnel2", m.line()
+        assert m.result.carriers_after["to provider"] is None, m.line()  # nothing got back
+        assert not m.bound.holds(m.result.outage), m.line()
+        restore(lab)
+        return
     try:
         assert m.result.carriers_before["to customer"] == "tunnel1", m.line()
         assert m.result.longest is None or m.result.longest.recovered, m.line()

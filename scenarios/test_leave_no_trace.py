@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from lab.session.cleanup import leftovers, stray_daemons
 from lab.testing.plugin import lab_name, topology_path
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
+REPO = Path(__file__).resolve().parent.parent
 LATE = ("load configs", "wait for convergence")
 
 
@@ -93,3 +95,41 @@ def _cmdline(pid: int) -> str:
         return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.alone
+def test_pytest_killed_mid_scenario_then_destroy_all_and_the_next_run_is_clean(lab_runtime):
+    """A CI job cancelled mid-scenario: the killed pytest's lab stays until `destroy --all`,
+    which removes it; the next run of the same scenario then starts from a clean machine."""
+    scenario = [
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runtimes",
+        lab_runtime, "scenarios/test_bringup.py::test_converges",
+        "-k", "tray-bgp-ikev2", "--dataplane", "userspace",
+    ]  # fmt: skip
+    env = {**os.environ, "VPNLAB_HOST_GUARD": "later"}  # this test judges the host
+    env.pop("VPNLAB_HOST_BASELINE", None)
+    killed = subprocess.Popen(scenario, env=env, cwd=REPO, start_new_session=True, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    name = f"t{killed.pid % 10000}-{TOPOLOGY.stem}"[:24]  # lab_name(), as that pytest names it
+    try:
+        wait_until(
+            lambda: _phase(name) in LATE or killed.poll() is not None,
+            bool,
+            timeout=90,
+            interval=0.02,
+            what=f"the scenario's lab {name} to start its daemons",
+        )
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert leftovers(name), f"the kill came too late: {killed.stdout.read()}"
+
+    destroy = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "destroy", "--all"], capture_output=True, text=True
+    )
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert leftovers(name) == [] and lab_namespaces() == [] and stray_daemons() == []
+
+    again = subprocess.run(scenario, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "1 passed" in again.stdout

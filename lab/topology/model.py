@@ -228,21 +228,28 @@ class Lab(Model):
         return list(collapse_addresses(n for n in nets if n.prefixlen > 0))
 
     def on_kernel(self, nodes: set[str]) -> Lab:
-        """The lab as it runs when ``nodes`` do ESP in the kernel: each route-mode tunnel
-        between two of them gets an if_id (its XFRM interface), each policy-mode tunnel
-        end on one of them a policy rank; both numbered per node, in tunnel order."""
+        """The lab as it runs when ``nodes`` do ESP in the kernel. A route-mode tunnel end
+        on one of them gets an if_id (its XFRM interface) when vpnlab renders its config
+        and the peer's end is route-based too or runs a supplied file (which IKEv2 narrows
+        to); every other end on one of them gets a policy rank. Both are numbered per node,
+        in tunnel order. A node running a supplied swanctl.conf gets neither."""
+
+        def own(node: str) -> bool:
+            return "swanctl.conf" not in self.nodes[node].supplied
+
         tunnels = {}
         for name, t in self.tunnels.items():
             ends = {}
             for role in ("provider", "customer"):
                 ep = getattr(t, role)
+                peer = t.customer if role == "provider" else t.provider
                 place = 1 + [x.name for x in self.tunnels_of(ep.node)].index(name)
-                route = t.mode == "route" and {t.provider.node, t.customer.node} <= nodes
-                rank = t.mode == "policy" and ep.node in nodes
+                kernel = ep.node in nodes and own(ep.node)
+                route = kernel and t.mode == "route" and (peer.node in nodes or not own(peer.node))
                 ends[role] = ep.model_copy(
                     update={
                         "if_id": place if route else None,
-                        "policy_rank": place if rank else None,
+                        "policy_rank": place if kernel and not route else None,
                     }
                 )
             tunnels[name] = t.model_copy(update=ends)

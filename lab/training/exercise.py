@@ -237,7 +237,10 @@ def _customer(lab: Lab, given: str | None, file: Path) -> str:
 def customer_files(lab: Lab, node: str) -> dict[str, str]:
     """The customer gateway's own files, keys included: what it runs and the trainee edits.
     Its BGP goes in frr.conf (loaded through vtysh), as a customer's router would hold it."""
-    rendered = render_node(lab, lab.nodes[node], Path("/"), reveal_secrets=True)
+    # As a policy-based customer gateway runs it on either data plane: its tunnels' policies
+    # ranked in tunnel order (see Endpoint.policy_rank), so the LAN pair both tunnels share
+    # stays bound to tunnel 1, the one the provider also prefers.
+    rendered = render_node(lab.on_kernel({node}), lab.nodes[node], Path("/"), reveal_secrets=True)
     files = {"swanctl.conf": rendered["swanctl.conf"]}
     if lab.nodes[node].bgp is not None:
         files["frr.conf"] = rendered["bgpd.conf"]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common import ROOT, fmt, format_table  # also puts the repo on sys.path
 
+from lab.core.shipped import find_topology
 from lab.ops import bringup
 from lab.ops.failover import FAILURES, measure, restore
 from lab.topology import load_lab
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(failures) - set(FAILURES)
     if unknown:
         parser.error(f"unknown failures {sorted(unknown)}")
-    paths = [Path(p) for p in args.topologies] or [
+    paths = [find_topology(p) for p in args.topologies] or [
         ROOT / "topologies" / f"{t}.yaml" for t in DEFAULT
     ]
     rows: list[dict] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 from common import format_table  # also puts the repo on sys.path
 
 from lab.core.shipped import find_topology
+from lab.daemons import xfrm
 from lab.ops import bringup
 from lab.ops.failover import probe_pair
 from lab.ops.probe import Probe
@@ -56,28 +58,30 @@ def sa_counts(running: RunningLab) -> dict[str, dict[str, int]]:
     (none on the userspace data plane: libipsec keeps them in charon)."""
     out = {}
     for node in running.charons:
-        children = sum(
-            len(sa.get("child-sas", {}))
+        listed = [
+            c.get("state")
             for entry in running.charon(node).list_sas()
             for sa in entry.values()
-        )
+            for c in sa.get("child-sas", {}).values()
+        ]
         states = running.runtime.run(node, ["ip", "xfrm", "state"], check=False).stdout
         policies = running.runtime.run(node, ["ip", "xfrm", "policy"], check=False).stdout
+        n_states, n_policies = xfrm.counts(states, policies)
         out[node] = {
-            "child_sas": children,
-            "xfrm_states": states.count("\nsrc ") + states.startswith("src "),
-            # Per-socket bypass policies (charon's IKE sockets) are not tunnel policies.
-            "xfrm_policies": sum(1 for block in policies.split("src ")[1:] if "tmpl" in block),
+            # IKEv1 keeps a rekeyed CHILD_SA (REKEYED) until its lifetime ends: listed, not used.
+            "child_sas": len(listed),
+            "installed": listed.count("INSTALLED"),
+            "xfrm_states": n_states,
+            "xfrm_policies": n_policies,
         }
     return out
 
 
 def host_xfrm() -> tuple[int, int]:
-    import subprocess
-
+    """(SAs, tunnel policies) in the host's own namespace: none may be left by a lab."""
     states = subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True).stdout
     policies = subprocess.run(["ip", "xfrm", "policy"], capture_output=True, text=True).stdout
-    return states.count("src "), sum(1 for b in policies.split("src ")[1:] if "tmpl" in b)
+    return xfrm.counts(states, policies)
 
 
 def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str) -> dict:

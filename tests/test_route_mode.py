@@ -124,3 +124,10 @@ def test_policy_mode_on_the_kernel_ranks_each_gateways_tunnels_in_order(tmp_path
     # Userspace: charon's automatic priorities, as before.
     plain = load_lab(write(tmp_path, "u", variant(put("routing", "static")))).on_kernel(set())
     assert "priority" not in connections(plain, "cgw")["tunnel1"]["children"]["tunnel1"]
+
+
+def test_counts_leave_out_the_socket_bypass_policies() -> None:
+    policies = "src 0.0.0.0/0 dst 0.0.0.0/0\n\tsocket in priority 0\n" + (
+        "src 10.0.0.0/24 dst 10.1.0.0/24\n\tdir out priority 1001\n\ttmpl src 1.1.1.1 dst 2.2.2.2\n"
+    )
+    assert xfrm.counts(XFRM_STATE, policies) == (3, 1)

@@ -90,3 +90,9 @@ def kernel_sas(text: str) -> list[KernelSa]:
             continue  # an algorithm this lab does not configure
         sas.append(KernelSa(src, dst, spi.group(1).zfill(8), proposal, enc_key, int_key))
     return sas
+
+
+def counts(states: str, policies: str) -> tuple[int, int]:
+    """Pure: (SAs, tunnel policies) in ``ip xfrm state`` and ``ip xfrm policy`` output. The
+    per-socket bypass policies charon sets on its IKE sockets carry no template: not counted."""
+    return len(_STATE.findall(states)), sum("tmpl" in b for b in policies.split("src ")[1:])

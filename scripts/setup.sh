@@ -104,7 +104,11 @@ kernel_dataplane() {
     echo "setup: VPNLAB_KERNEL_DATAPLANE=0: the kernel data plane is NOT tested in this run"
     return 0
   fi
-  if ! pytest -q --collect-only -m kernel "$@" 2>/dev/null | grep -q "::"; then
+  # Collected first, then searched: with pipefail, 'grep -q' closing the pipe early would
+  # fail pytest with SIGPIPE and hide every marked scenario.
+  local collected
+  collected=$(pytest -q --collect-only -m kernel "$@" 2>/dev/null || true)
+  if ! grep -q "::" <<<"$collected"; then
     echo "setup: no scenario marked 'kernel' among those selected: no kernel data plane run"
     return 0
   fi

@@ -33,9 +33,7 @@ DEFAULT = ["tray-static-ikev1", "tray-static-ikev2", "tray-bgp-ikev1", "tray-bgp
 def bench_topology(
     path: Path, failures: list[str], runs: int, name: str, runtime: str, dataplane: str
 ) -> list[dict]:
-    asked = load_lab(path, name=name)
-    if dataplane != "auto":
-        asked = asked.model_copy(update={"dataplane": dataplane})
+    asked = load_lab(path, name=name).asking(None if dataplane == "auto" else dataplane)
     lab = bringup.up(asked, timeout=60, runtime=runtime)
     plane = ",".join(sorted(set(lab.state.dataplane.values())))
     rows = []

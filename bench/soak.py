@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import format_table  # also puts the repo on sys.path
@@ -64,9 +65,9 @@ def sa_counts(running: RunningLab) -> dict[str, dict[str, int]]:
             for sa in entry.values()
             for c in sa.get("child-sas", {}).values()
         ]
-        states = running.runtime.run(node, ["ip", "xfrm", "state"], check=False).stdout
-        policies = running.runtime.run(node, ["ip", "xfrm", "policy"], check=False).stdout
-        n_states, n_policies = xfrm.counts(states, policies)
+        n_states, n_policies = xfrm_counts(
+            lambda argv, node=node: running.runtime.run(node, argv, check=False).stdout
+        )
         out[node] = {
             # IKEv1 keeps a rekeyed CHILD_SA (REKEYED) until its lifetime ends: listed, not used.
             "child_sas": len(listed),
@@ -77,17 +78,20 @@ def sa_counts(running: RunningLab) -> dict[str, dict[str, int]]:
     return out
 
 
+def xfrm_counts(run: Callable[[list[str]], str]) -> tuple[int, int]:
+    """(SAs, tunnel policies) where ``run`` runs a command and returns its output."""
+    return xfrm.counts(run(["ip", "xfrm", "state"]), run(["ip", "xfrm", "policy"]))
+
+
 def host_xfrm() -> tuple[int, int]:
     """(SAs, tunnel policies) in the host's own namespace: none may be left by a lab."""
-    states = subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True).stdout
-    policies = subprocess.run(["ip", "xfrm", "policy"], capture_output=True, text=True).stdout
-    return xfrm.counts(states, policies)
+    return xfrm_counts(lambda argv: subprocess.run(argv, capture_output=True, text=True).stdout)
 
 
 def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str) -> dict:
-    lab = load_lab(path, name=f"soak-{path.stem}"[:24])
-    if dataplane != "auto":
-        lab = lab.model_copy(update={"dataplane": dataplane})
+    lab = load_lab(path, name=f"soak-{path.stem}"[:24]).asking(
+        None if dataplane == "auto" else dataplane
+    )
     running = bringup.up(lab, runtime=runtime)
     try:
         planes = sorted(set(running.state.dataplane.values()))

@@ -26,9 +26,7 @@ PATH = topology_path("tray-static-ikev2.yaml")
 
 
 def _asking(plane: str):
-    return load_lab(PATH, name=lab_name(PATH, f"-{plane[:4]}")).model_copy(
-        update={"dataplane": plane}
-    )
+    return load_lab(PATH, name=lab_name(PATH, f"-{plane[:4]}")).asking(plane)
 
 
 def test_userspace_asked_for_then_kernel(lab_runtime):

@@ -88,10 +88,10 @@ GUEST_PACKAGES=(qemu-system-x86 linux-image-amd64 busybox-static)
 GUEST_OUT=.guest-results   # the guest's output, exit status and JUnit file, kept for reading
 
 host_has_esp() {
-  # A throw-away SA in a throw-away namespace: the kernel has ESP or says "type not found".
-  unshare -n ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x0badf00d \
-    enc 'cbc(aes)' 0x00000000000000000000000000000000 \
-    auth 'hmac(sha1)' 0x0000000000000000000000000000000000000000 >/dev/null 2>&1
+  # The data plane's own probe (a throw-away SA, lab.daemons.dataplane.PROBE) in a
+  # throw-away namespace: the kernel has ESP or says "type not found".
+  python -c 'import subprocess, sys; from lab.daemons.dataplane import PROBE
+sys.exit(subprocess.run(["unshare", "-n", *PROBE], capture_output=True).returncode)'
 }
 
 kernel_dataplane() {

@@ -104,9 +104,7 @@ def up(
     from lab.ops import bringup
     from lab.runtime import choose as choose_runtime
 
-    lab = _load(topology, name)
-    if dataplane:
-        lab = lab.model_copy(update={"dataplane": dataplane})
+    lab = _load(topology, name).asking(dataplane)
     kind, why = choose_runtime(runtime or lab.runtime)
     out.print(
         f"bringing up lab [bold]{lab.name}[/] from {find_topology(topology)} on the "

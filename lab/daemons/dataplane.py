@@ -10,7 +10,7 @@ __all__ = ["AUTO", "KERNEL", "USERSPACE", "choose", "detect", "plane_for"]
 
 # A throw-away SA with made-up keys: the kernel either accepts the ESP type or says
 # "Requested type not found"; the node's namespace is brand new, so nothing else is touched.
-_PROBE = [
+PROBE = [
     "ip",
     "xfrm",
     "state",
@@ -34,7 +34,7 @@ _PROBE = [
 
 def detect(runtime: Runtime, node: str) -> str:
     """Kernel when ESP works in ``node``'s namespace, else userspace (kernel-libipsec)."""
-    if runtime.run(node, _PROBE, check=False).returncode != 0:
+    if runtime.run(node, PROBE, check=False).returncode != 0:
         return USERSPACE
     runtime.run(node, ["ip", "xfrm", "state", "flush"], check=False)
     return KERNEL

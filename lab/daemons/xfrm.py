@@ -52,8 +52,12 @@ def setup_commands(lab: Lab, node: str) -> list[str]:
 
 
 # The kernel's algorithm names -> strongSwan's proposal keywords (key sizes from the keys).
-_INTEGRITY = {"hmac(sha1)": "sha1", "hmac(sha256)": "sha256", "hmac(sha384)": "sha384"}
-_INTEGRITY["hmac(sha512)"] = "sha512"
+_INTEGRITY = {
+    "hmac(sha1)": "sha1",
+    "hmac(sha256)": "sha256",
+    "hmac(sha384)": "sha384",
+    "hmac(sha512)": "sha512",
+}
 _STATE = re.compile(r"^src (\S+) dst (\S+)\n(.*?)(?=^src |\Z)", re.M | re.S)
 
 

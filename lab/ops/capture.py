@@ -192,12 +192,7 @@ def take_keys(running: RunningLab, folder: Path) -> Keys:
             for spi in (c.get("spi-in", ""), c.get("spi-out", ""))
             if spi not in written
         ]
-    try:
-        files = {name: ws.table(rows) for name, rows in tables.items() if rows}
-    except ValueError as exc:  # an algorithm Wireshark has no name for
-        raise LabError(f"cannot write Wireshark's key tables: {exc}") from None
-    files["preferences"] = PREFERENCES
-    write_private(folder, files)
+    write_tables(folder, tables)
     result.esp, result.ike = len(tables[ws.ESP_SA]), len(tables[ws.IKEV2] + tables[ws.IKEV1])
     return result
 
@@ -211,13 +206,19 @@ def _kernel_keys(running: RunningLab, gateways: list[str], folder: Path) -> Keys
         text = running.runtime.run(node, ["ip", "xfrm", "state"]).stdout
         for sa in xfrm.kernel_sas(text):
             rows[sa.spi] = ws.EspRow(sa.spi, sa.proposal, sa.encryption_key, sa.integrity_key)
+    write_tables(folder, {ws.ESP_SA: list(rows.values())})
+    return Keys(folder, esp=len(rows))
+
+
+def write_tables(folder: Path, tables: dict[str, list]) -> None:
+    """Wireshark's key tables (file name -> rows; empty ones left out) and the preferences
+    that use them, into ``folder``."""
     try:
-        files = {ws.ESP_SA: ws.table(list(rows.values()))} if rows else {}
-    except ValueError as exc:
+        files = {name: ws.table(rows) for name, rows in tables.items() if rows}
+    except ValueError as exc:  # an algorithm Wireshark has no name for
         raise LabError(f"cannot write Wireshark's key tables: {exc}") from None
     files["preferences"] = PREFERENCES
     write_private(folder, files)
-    return Keys(folder, esp=len(rows))
 
 
 def write_private(folder: Path, files: dict[str, str]) -> None:

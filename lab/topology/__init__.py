@@ -47,14 +47,12 @@ def load_lab(path: str | Path, name: str | None = None) -> Lab:
         if not re.match(LAB_NAME, name):
             raise TopologyError("--name", PATTERN_RULES[LAB_NAME], path)
         lab = lab.renamed(name)
-    asked = os.environ.get(DATAPLANE_ENV)
-    if asked:
-        if asked not in (AUTO, *DATAPLANES):
-            raise TopologyError(
-                DATAPLANE_ENV, f"{asked!r} is not one of {', '.join((AUTO, *DATAPLANES))}"
-            )
-        lab = lab.model_copy(update={"dataplane": asked})
-    return lab
+    asked = os.environ.get(DATAPLANE_ENV) or None
+    if asked not in (None, AUTO, *DATAPLANES):
+        raise TopologyError(
+            DATAPLANE_ENV, f"{asked!r} is not one of {', '.join((AUTO, *DATAPLANES))}"
+        )
+    return lab.asking(asked)
 
 
 def json_schema() -> str:

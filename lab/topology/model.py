@@ -255,5 +255,9 @@ class Lab(Model):
             tunnels[name] = t.model_copy(update=ends)
         return self.model_copy(update={"tunnels": tunnels})
 
+    def asking(self, dataplane: str | None) -> Lab:
+        """The lab asking for ``dataplane`` instead of its topology's (None: as it is)."""
+        return self if dataplane is None else self.model_copy(update={"dataplane": dataplane})
+
     def renamed(self, name: str) -> Lab:
         return self.model_copy(update={"name": name})

@@ -15,6 +15,10 @@ from lab.observe.convergence import bgp_problems, route_problems, tunnel_problem
 from lab.observe.status import collect
 from lab.ops.traffic import hosts_behind, packets, ping
 
+pytestmark = (
+    pytest.mark.every_runtime
+)  # every shipped topology on every runtime: addressing and images differ
+
 # Marked kernel: also proven on the kernel data plane ('setup.sh test' runs them again there;
 # test_nat.py and test_natt.py prove the two NAT labs on it).
 ON_KERNEL = pytest.mark.kernel

@@ -37,7 +37,11 @@ from lab.ops.traffic import ping
 from lab.ops.wireshark import ESP_SA, IKEV1, IKEV2
 
 # IKEv2 on the kernel data plane too: its ESP keys come from the kernel, nothing rekeyed.
-LABS = [pytest.param("tray-bgp-ikev2.yaml", marks=pytest.mark.kernel), "tray-bgp-ikev1.yaml"]
+# On the kernel data plane too, and on every runtime (the capture runs through it).
+LABS = [
+    pytest.param("tray-bgp-ikev2.yaml", marks=[pytest.mark.kernel, pytest.mark.every_runtime]),
+    "tray-bgp-ikev1.yaml",
+]
 PC, APP = "172.16.1.100", "10.10.0.100"
 
 

@@ -21,6 +21,8 @@ from lab.core.waits import wait_until
 from lab.observe.convergence import convergence_problems
 from lab.ops import bringup, faults
 
+pytestmark = pytest.mark.every_runtime  # a daemon restarted through the runtime
+
 TOPOLOGY = "tray-static-ikev2.yaml"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from click.testing import CliRunner
 
 from lab.cli import main
@@ -19,6 +20,8 @@ from lab.observe.status import collect
 from lab.ops import faults
 from lab.ops.failover import restore
 from lab.report.graph import UP
+
+pytestmark = pytest.mark.every_runtime  # the CLI reattaches to a running lab through its runtime
 
 TOPOLOGY = "tray-bgp-ikev2.yaml"
 

@@ -20,7 +20,8 @@ from lab.session.cleanup import leftovers
 from lab.testing.plugin import lab_name, topology_path
 from lab.topology import load_lab
 
-pytestmark = pytest.mark.kernel  # proven on the kernel data plane too
+# Proven on the kernel data plane too, and on every runtime (each detects its own).
+pytestmark = [pytest.mark.kernel, pytest.mark.every_runtime]
 
 PATH = topology_path("tray-static-ikev2.yaml")
 

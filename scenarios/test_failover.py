@@ -21,7 +21,7 @@ TWO_TUNNEL_LABS = [
     "tray-static-ikev1.yaml",
     pytest.param("tray-static-ikev2.yaml", marks=pytest.mark.kernel),
     "tray-bgp-ikev1.yaml",
-    pytest.param("tray-bgp-ikev2.yaml", marks=pytest.mark.kernel),
+    pytest.param("tray-bgp-ikev2.yaml", marks=[pytest.mark.kernel, pytest.mark.every_runtime]),
 ]
 FAILURES = ["terminate", "kill-charon", "block", "link-down"]
 

@@ -18,6 +18,10 @@ from lab.session import state
 from lab.session.cleanup import leftovers, stray_daemons
 from lab.testing.plugin import lab_name, topology_path
 
+pytestmark = (
+    pytest.mark.every_runtime
+)  # what a runtime leaves behind differs (namespaces, containers, networks)
+
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
 REPO = Path(__file__).resolve().parent.parent
 LATE = ("load configs", "wait for convergence")

@@ -17,10 +17,13 @@ from __future__ import annotations
 import json
 from ipaddress import IPv4Network
 
+import pytest
 import yaml
 
 from lab.ops.traffic import hosts_behind, ping
 from lab.testing.plugin import lab_name, running_lab, topology_path
+
+pytestmark = pytest.mark.every_runtime  # the management network is Docker's
 
 WIDE = {"wide172": "172.16.0.0/12", "wide192": "192.168.128.0/17"}
 

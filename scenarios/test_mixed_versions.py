@@ -15,6 +15,8 @@ from lab.observe.convergence import convergence_problems
 from lab.ops.traffic import packets, ping
 from lab.testing.plugin import lab_name, running_lab, topology_path
 
+pytestmark = pytest.mark.every_runtime  # node releases are container images
+
 VERSION = {"bookworm": ("5.9.", "8.4."), "trixie": ("6.0.", "10.")}
 
 

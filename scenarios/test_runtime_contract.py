@@ -46,6 +46,8 @@ from lab.runtime import make
 from lab.runtime.base import MAX_SEGMENT_NODES, Link, Runtime
 from lab.session.cleanup import leftovers
 
+pytestmark = pytest.mark.every_runtime  # the runtime contract itself
+
 RELEASE = "bookworm"
 SYSCTLS = {"net.ipv4.ip_forward": "0"}
 # The documentation networks, the first one this machine has no address in: a Docker

@@ -6,10 +6,15 @@ check both converged and carry traffic, take one down, check the other is unaffe
 
 from __future__ import annotations
 
+import pytest
+
 from lab.observe.convergence import convergence_problems
 from lab.ops.traffic import ping
 from lab.session.cleanup import leftovers
 from lab.testing.plugin import lab_name, running_lab, topology_path
+
+# Two labs' names, networks and sockets stay apart on each runtime.
+pytestmark = pytest.mark.every_runtime
 
 TOPOLOGY = topology_path("tray-bgp-ikev2.yaml")
 

@@ -86,6 +86,7 @@ ensure_docker() {
 
 GUEST_PACKAGES=(qemu-system-x86 linux-image-amd64 busybox-static)
 GUEST_OUT=.guest-results   # the guest's output, exit status and JUnit file, kept for reading
+HOST_OUT=.test-results     # the host runs' JUnit files
 
 host_has_esp() {
   # The data plane's own probe (a throw-away SA, lab.daemons.dataplane.PROBE) in a
@@ -164,12 +165,21 @@ case "${1:-demo}" in
     trap 'rm -f "$VPNLAB_HOST_BASELINE"' EXIT
     # The host runs ask for the userspace data plane, which every machine can run: the
     # same tests then mean the same thing on a laptop whose kernel has ESP as on CI.
-    alone=0 rest=0 kernel=0
-    VPNLAB_HOST_GUARD=later pytest -q --dataplane userspace -m alone "$@" || alone=$?
+    # Each part's JUnit file (every test's time: 'python bench/suite.py' reads them) and
+    # wall time.
+    alone=0 rest=0 kernel=0 t0=$SECONDS
+    rm -rf "$HOST_OUT"
+    VPNLAB_HOST_GUARD=later pytest -q --dataplane userspace -m alone \
+      --junitxml="$HOST_OUT/alone.xml" "$@" || alone=$?
     [ "$alone" = 5 ] && alone=0   # none selected (e.g. only tests/ asked for)
+    t1=$SECONDS
     pytest -q -n "${VPNLAB_WORKERS:-2}" --dist loadgroup --dataplane userspace \
-      -m "not alone" "$@" || rest=$?
+      --durations=10 --junitxml="$HOST_OUT/rest.xml" -m "not alone" "$@" || rest=$?
+    t2=$SECONDS
     kernel_dataplane "$@" || kernel=$?
+    t3=$SECONDS
+    echo "setup: wall time: alone $((t1 - t0))s, side by side $((t2 - t1))s," \
+      "kernel data plane $((t3 - t2))s, tests in all $((t3 - t0))s"
     for rc in "$alone" "$rest" "$kernel"; do [ "$rc" = 0 ] || exit "$rc"; done
     ;;
   *)

@@ -45,8 +45,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--runtimes",
         default="netns,docker",
-        help="node runtimes every lab test runs on (comma-separated; docker is "
-        "skipped, with the reason, when no Docker engine answers)",
+        help="node runtimes the lab tests run on (comma-separated): the first runs every "
+        "lab test, the others those marked every_runtime (docker is skipped, with the "
+        "reason, when no Docker engine answers)",
+    )
+    group.addoption(
+        "--full-matrix",
+        action="store_true",
+        help="run every lab test on every runtime in --runtimes, not only those marked "
+        "every_runtime",
     )
     group.addoption(
         "--dataplane",
@@ -74,6 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "kernel: proves a claim on the kernel data plane too: 'setup.sh test' runs these "
         "again with --dataplane kernel (in a stock-kernel guest where this kernel has no ESP)",
     )
+    config.addinivalue_line(
+        "markers",
+        "every_runtime: runs on every runtime in --runtimes, not only the first: the runtime "
+        "contract and what a runtime changes (bring-up, cleanup, captures, daemons, the CLI)",
+    )
     plane = config.getoption("--dataplane", None)
     if plane:
         from lab.topology import DATAPLANE_ENV
@@ -95,11 +107,32 @@ def _taking_down(running: RunningLab) -> None:
         warnings.warn(f"vpnlab report: lab {running.name} not recorded: {exc!r}", stacklevel=1)
 
 
+def _runtimes(config: pytest.Config) -> list[str]:
+    return [k.strip() for k in config.getoption("--runtimes").split(",") if k.strip()]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that uses a lab runs once per runtime: same topology, same checks."""
+    """Every test that uses a lab is made once per runtime: same topology, same checks."""
     if "lab_runtime" in metafunc.fixturenames:
-        kinds = [k.strip() for k in metafunc.config.getoption("--runtimes").split(",") if k.strip()]
+        kinds = _runtimes(metafunc.config)
         metafunc.parametrize("lab_runtime", kinds, indirect=True, scope="module")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The first runtime runs every lab test; the others run those marked every_runtime.
+    The engine above the runtime is the same code on each, so the rest would prove it
+    twice. Left out as deselected (counted in the summary), or kept by --full-matrix."""
+    kinds = _runtimes(config)
+    if config.getoption("--full-matrix") or len(kinds) < 2:
+        return
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        other = params.get("lab_runtime", kinds[0]) != kinds[0]
+        (dropped if other and not item.get_closest_marker("every_runtime") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,12 @@
 """Bring-up benchmark: how long each topology takes from ``bringup.up`` to converged.
 
-    .venv/bin/python bench/bringup.py [--runs N] [--json FILE] [--recorder] [topology.yaml ...]
+    .venv/bin/python bench/bringup.py [--runs N] [--runtime netns,docker] [--json FILE]
+                                      [--recorder] [topology.yaml ...]
 
 Every run deploys the topology under a lab name of its own, times the whole ``up()`` (it
 returns once the lab has converged) and each phase (from ``up``'s progress callback), then
 tears the lab down before the next run. A failed run is recorded and the bench goes on.
+Several runtimes take turns, run by run, so that their rows come from one run of the bench.
 ``--recorder`` alternates runs with and without the lab's event recorder (one row each):
 what the timeline costs a bring-up, measured side by side in one run.
 Nothing is left behind, Ctrl-C included. Needs root, like the lab itself.
@@ -35,10 +37,11 @@ from lab.topology.model import Lab
 # Column headers for deploy's phase names, in deploy order.
 PHASES = {
     "create nodes": "create",
-    "wire segments": "wire",
     "render configs": "render",
+    "start FRR": "frr",
+    "wire segments": "wire",
     "configure nodes": "config",
-    "start daemons": "start",
+    "start charon": "charon",
     "load configs": "load",
     "wait for convergence": "converge",
 }
@@ -51,6 +54,7 @@ class Run:
     run: int
     ok: bool = False
     recorder: bool = True
+    runtime: str = "netns"
     total: float | None = None  # start of up() -> converged (and the recorder started)
     phases: dict[str, float] = field(default_factory=dict)
     teardown: float | None = None
@@ -100,7 +104,7 @@ def one_run(
     path: str, lab: Lab, index: int, runtime: str, timeout: float, record: bool = True
 ) -> Run:
     up, leftover = RUNTIMES[runtime]
-    result = Run(topology=path, lab=lab.name, run=index, recorder=record)
+    result = Run(topology=path, lab=lab.name, run=index, recorder=record, runtime=runtime)
     running = None
     t0 = time.monotonic()
     try:
@@ -126,10 +130,11 @@ def one_run(
 
 # Report -----------------------------------------------------------------------------------
 def table(results: list[Run]) -> str:
-    header = ["topology", "ok", "median", "min", "max", "spread", *PHASES.values()]
+    header = ["topology", "runtime", "ok", "median", "min", "max", "spread", *PHASES.values()]
     rows = [header]
-    for topo, recorder in dict.fromkeys((r.topology, r.recorder) for r in results):
-        runs = [r for r in results if (r.topology, r.recorder) == (topo, recorder)]
+    for key in dict.fromkeys((r.topology, r.runtime, r.recorder) for r in results):
+        topo, runtime, recorder = key
+        runs = [r for r in results if (r.topology, r.runtime, r.recorder) == key]
         totals = [r.total for r in runs if r.ok]
         stats = (
             [statistics.median(totals), min(totals), max(totals), max(totals) - min(totals)]
@@ -143,6 +148,7 @@ def table(results: list[Run]) -> str:
         rows.append(
             [
                 Path(topo).stem + ("" if recorder else " (no recorder)"),
+                runtime,
                 f"{len(totals)}/{len(runs)}",
                 *(fmt(v) for v in stats),
                 *(fmt(v) for v in phases),
@@ -158,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("topologies", nargs="*", help="topology files (default: topologies/*.yaml)")
     parser.add_argument("--runs", type=int, default=5, help="runs per topology (default 5)")
-    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="netns", help="node runtime")
+    parser.add_argument(
+        "--runtime",
+        default="netns",
+        help="node runtimes, comma-separated, taking turns run by run (default netns)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prefix",
         default="bench",
-        help="lab-name prefix; names are PREFIX-PID-T-R (default 'bench')",
+        help="lab-name prefix; names are PREFIX-PID-T-RUN... (default 'bench')",
     )
     parser.add_argument(
         "--recorder",
@@ -186,22 +196,30 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not paths:
         parser.error("no topology files")
+    runtimes = [r.strip() for r in args.runtime.split(",") if r.strip()]
+    if not runtimes or set(runtimes) - set(RUNTIMES):
+        parser.error(f"--runtime: choose from {', '.join(sorted(RUNTIMES))}")
 
     results: list[Run] = []
     try:
         for t, path in enumerate(paths):
             for i in range(args.runs):
-                for record in (True, False) if args.recorder else (True,):
-                    name = f"{args.prefix}-{os.getpid()}-{t}-{i}{'' if record else 'n'}"
+                for runtime, record in [
+                    (rt, rec)
+                    for rt in runtimes
+                    for rec in ((True, False) if args.recorder else (True,))
+                ]:
+                    tag = f"{i}{runtime[0]}{'' if record else 'n'}"  # run, runtime, recorder
+                    name = f"{args.prefix}-{os.getpid() % 10000}-{t}-{tag}"
                     try:
                         lab = load_lab(path, name=name)
                     except VpnlabError as exc:
                         parser.error(str(exc))
-                    run = one_run(path, lab, i, args.runtime, args.timeout, record)
+                    run = one_run(path, lab, i, runtime, args.timeout, record)
                     results.append(run)
                     status = f"{run.total:.2f}s" if run.ok else f"FAILED: {run.error}"
                     print(
-                        f"{Path(path).stem} run {i + 1}/{args.runs}"
+                        f"{Path(path).stem} {runtime} run {i + 1}/{args.runs}"
                         f"{'' if record else ' (no recorder)'}: {status}",
                         file=sys.stderr,
                         flush=True,
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(
             json.dumps(
                 {
-                    "runtime": args.runtime,
+                    "runtimes": runtimes,
                     "cpus": os.cpu_count(),
                     "kernel": platform.release(),
                     "runs_per_topology": args.runs,

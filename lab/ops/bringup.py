@@ -1,9 +1,13 @@
 """Bring a resolved lab up in named phases, and a killed daemon back.
 
-prepare -> create nodes -> wire segments -> render configs -> configure nodes -> start
-daemons -> load configs -> wait for convergence. Each phase is a function of the running
-lab that can be called and timed on its own; ``up`` runs them all and removes the lab if
-any fails. The wait ends early, with diagnosis's own words, when a tunnel cannot come up.
+prepare -> create nodes -> render configs -> start FRR -> wire segments -> configure nodes
+-> start charon -> load configs -> wait for convergence. FRR starts as early as its files
+exist: bgpd holds a new neighbor a second (its start timer) before connecting, and that
+second passes while the rest of the lab comes up. On a runtime whose wiring renames the
+nodes' interfaces (Docker), FRR starts after the wiring instead. Each phase is a
+function of the running lab that can be called and timed on its own; ``up`` runs them all
+and removes the lab if any fails. The wait ends early, with diagnosis's own words, when a
+tunnel cannot come up.
 """
 
 from __future__ import annotations
@@ -145,13 +149,16 @@ def configure_nodes(running: RunningLab) -> None:
     each(configure, running.lab.nodes.values())
 
 
-def start_daemons(running: RunningLab) -> None:
-    # FRR reads its configuration as it starts, all nodes at once: bgpd waits a second
-    # (its start timer) before its first connection, by which time the routers, whose
-    # iBGP neighbors are passive, are listening.
-    together(
-        [*(c.start for c in running.charons.values()), *(f.start for f in running.frrs.values())]
-    )
+def start_frr(running: RunningLab) -> None:
+    """FRR on every node at once, before the wiring: zebra and staticd take the interfaces
+    and their routes as they appear, and each bgpd's one-second start timer runs while the
+    segments, firewalls and charons come up. The routers' iBGP neighbors are passive, so
+    they are listening by the time a gateway's bgpd connects."""
+    together([f.start for f in running.frrs.values()])
+
+
+def start_charon(running: RunningLab) -> None:
+    together([c.start for c in running.charons.values()])
     each(Charon.wait_ready, running.charons.values())
 
 
@@ -302,14 +309,25 @@ def _indent(text: str) -> str:
     return "\n".join("      " + line for line in text.splitlines())
 
 
-PHASES: list[tuple[str, Callable[[RunningLab], None]]] = [
-    ("create nodes", create_nodes),
-    ("wire segments", wire_segments),
-    ("render configs", render),
-    ("configure nodes", configure_nodes),
-    ("start daemons", start_daemons),
-    ("load configs", load_configs),
-]
+Phase = tuple[str, Callable[[RunningLab], None]]
+
+
+def phases(running: RunningLab) -> list[Phase]:
+    """The bring-up's phases, in order, for this lab's runtime."""
+    frr: Phase = ("start FRR", start_frr)
+    early = not running.runtime.renames_at_attach
+    return [
+        ("create nodes", create_nodes),
+        ("render configs", render),
+        *([frr] if early else []),
+        ("wire segments", wire_segments),
+        *([] if early else [frr]),
+        ("configure nodes", configure_nodes),
+        ("start charon", start_charon),
+        ("load configs", load_configs),
+    ]
+
+
 CONVERGE_PHASE = "wait for convergence"
 
 
@@ -330,9 +348,9 @@ def up(
     ``keep_on_timeout``: then the lab stays for inspection and the error says so.
     """
     running = prepare(lab, runtime)
-    phases = [*PHASES, (CONVERGE_PHASE, lambda r: wait_converged(r, timeout, pending))]
+    steps = [*phases(running), (CONVERGE_PHASE, lambda r: wait_converged(r, timeout, pending))]
     try:
-        for phase, run in phases:
+        for phase, run in steps:
             t0 = time.monotonic()
             running.record(phase=phase)
             run(running)

@@ -41,6 +41,7 @@ def lab_namespaces(lab: str | None = None) -> list[str]:
 
 class NetnsRuntime:
     kind = "netns"
+    renames_at_attach = False  # each veth is made under its final name and address
 
     def __init__(self, lab: str) -> None:
         self.lab = lab

@@ -67,7 +67,7 @@ def start(ref: str, name: str, runtime: str = "auto", progress: Progress = _quie
 
     running = bringup.prepare(lab, kind)
     try:
-        for phase, run in bringup.PHASES:
+        for phase, run in bringup.phases(running):
             t0 = time.monotonic()
             running.record(phase=phase)
             run(running)

@@ -72,6 +72,7 @@ def first_free(block: IPv4Network, prefix: int, avoid: Sequence[IPv4Network]) ->
 
 class DockerRuntime:
     kind = "docker"
+    renames_at_attach = True  # Docker's ethN become the lab's names, its addresses the lab's
 
     def __init__(self, lab: str, address_plan: Sequence[IPv4Network] = ()) -> None:
         self.lab = lab
@@ -129,6 +130,9 @@ class DockerRuntime:
             )
         except Exception as exc:
             raise LabError(f"{node}: cannot start container {name}: {exc}") from None
+        # run() returns what the engine said at creation, before the start gave the
+        # container its management address: vici's URI is rendered before the wiring.
+        c.reload()
         self._containers[node] = c
 
     def _ensure_mgmt_network(self) -> None:

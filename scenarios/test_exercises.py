@@ -30,15 +30,25 @@ def _failing(results: list[Result]) -> set[str]:
     return {r.label for r in results if r.passed is False}
 
 
-def _shows_break(who: str, expected: set[str]) -> list[Result]:
+def _shows_break(who: str, expected: set[str], c: trainer.Current) -> list[Result]:
     """Poll the checks (no wait inside: one read each) until exactly ``expected`` fail."""
+
+    def explain(results: list[Result]) -> str:
+        # With what the customer gateway's kernel holds: the policies (no keys in them)
+        # and the routes, for a break that broke more than it should.
+        node = c.exercise.customer
+        state = c.running.exec(node, ["sh", "-c", "ip xfrm policy; ip route"], check=False)
+        return "\n".join(
+            [*(f"{r.label}: {r.passed} {r.seen}" for r in results), f"on {node}:", state.stdout]
+        )
+
     return wait_until(
         lambda: trainer.check(who, wait=0),
         lambda results: _failing(results) == expected,
         timeout=BROKEN_WITHIN,
         interval=0.2,
         what=f"exactly {sorted(expected)} to fail",
-        explain=lambda results: "\n".join(f"{r.label}: {r.passed} {r.seen}" for r in results),
+        explain=explain,
     )
 
 
@@ -64,14 +74,14 @@ def test_exercise_break_fix_reset(name: str, lab_runtime: str) -> None:
     lab = c.running.name
     said: list[str] = []
     try:
-        before = _shows_break(who, expected)
+        before = _shows_break(who, expected, c)
         said += [r.seen for r in before]
         trainer.solution(who)
         fixed = trainer.check(who, wait=FIX_WAIT)
         said += [r.seen for r in fixed]
         assert all(r.passed for r in fixed), "\n".join(f"{r.label}: {r.seen}" for r in fixed)
         trainer.reset(who)
-        said += [r.seen for r in _shows_break(who, expected)]
+        said += [r.seen for r in _shows_break(who, expected, c)]
     finally:
         trainer.stop(who)
     print(f"\n{name} on {lab_runtime}: {time.monotonic() - t0:.1f}s; broken: {sorted(expected)}")

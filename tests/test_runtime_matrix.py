@@ -57,3 +57,9 @@ def test_one_runtime_runs_everything_on_it(pytester: pytest.Pytester) -> None:
         "test_by_param[docker-b]",
         "test_no_lab",
     }
+
+
+def test_the_run_says_which_tests_each_runtime_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_matrix=TESTS)
+    result = pytester.runpytest("-q", "--runtimes", "netns,docker", "-k", "no_lab")
+    result.stdout.fnmatch_lines(["vpnlab: every lab test ran on netns; on docker only those*"])

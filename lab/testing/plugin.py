@@ -135,6 +135,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Say which lab tests each runtime ran: under pytest-xdist the workers deselect, and
+    the summary line counts none of it."""
+    kinds = _runtimes(config)
+    if len(kinds) > 1 and not config.getoption("--full-matrix"):
+        terminalreporter.write_line(
+            f"vpnlab: every lab test ran on {kinds[0]}; on {', '.join(kinds[1:])} only those "
+            "marked every_runtime (--full-matrix runs them all everywhere)"
+        )
+
+
 @pytest.fixture(scope="module")
 def lab_runtime(request: pytest.FixtureRequest) -> str:
     kind = getattr(request, "param", "netns")

@@ -6,8 +6,11 @@ force every 30 s, on the data plane this machine (or the guest) gives.
 
 Reports, per topology: probes sent and lost, the losses charged to each rekey (a lost
 probe is charged to the rekey requested last before it was sent), how many of them fall
-outside the IKEv1 Quick Mode window (at most the one probe in flight per IKEv1 CHILD_SA
-rekey: the new inbound SA is installed a moment after the peer starts sending on it), the
+outside the IKEv1 Quick Mode window (from an IKEv1 CHILD_SA rekey's request until both ends
+hold the new SA, as measured for that rekey: the initiator sends on the new SA a moment
+before its peer has installed it inbound; on the host that is the one probe in flight, in
+an emulated guest it is longer), the longest such window and the most probes one QM rekey
+lost, the
 resident memory (VmRSS) of every daemon at start and end, the SAs and XFRM states and
 policies each gateway holds at start and end, and what is left after ``down`` (the lab's
 leftovers, and XFRM states and policies in the host's namespace). Needs root. Not a test:
@@ -100,7 +103,7 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
         tunnel = next(iter(running.lab.tunnels))
         src, dst = probe_pair(running, tunnel)
         seconds = minutes * 60
-        requests: list[tuple[float, str, str]] = []  # (requested, tunnel, kind)
+        requests: list[tuple[float, str, str, float]] = []  # (requested, tunnel, kind, took)
         failed: list[str] = []
         with Probe(running, src, dst, seconds + 5) as probe:
             deadline = time.time() + seconds
@@ -114,7 +117,7 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
                             node = getattr(t, sides[n % 2]).node
                             try:
                                 r = rekey_once(running, t.name, kind, node)
-                                requests.append((r.requested, t.name, kind))
+                                requests.append((r.requested, t.name, kind, r.seconds))
                             except Exception as exc:  # reported, the soak goes on
                                 failed.append(f"{t.name} {kind}: {exc}")
                     n += 1
@@ -128,11 +131,18 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
         per = attribute(lost_at, [r[0] for r in requests], result.interval)
         # Losses before the first rekey are charged to none: attribute() drops them.
         charged = sum(per)
-        in_window = sum(
-            min(lost, 1)
-            for lost, (_, _, kind) in zip(per, requests, strict=True)
+        # IKEv1 Quick Mode windows: [request - one interval, complete on both ends].
+        windows = [
+            (req - result.interval, req + took)
+            for req, _, kind, took in requests
             if kind == "child" and 1 in ike
-        )
+        ]
+        in_window = sum(any(a <= t <= b for a, b in windows) for t in lost_at)
+        qm_lost = [
+            n
+            for n, (_, _, kind, _) in zip(per, requests, strict=True)
+            if kind == "child" and 1 in ike
+        ]
         rss_end, sas_end = rss_kib(running), sa_counts(running)
     finally:
         running.down()
@@ -149,6 +159,12 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
         "lost": result.sent - result.received,
         "lost_charged_to_rekeys": charged,
         "lost_outside_qm_window": result.sent - result.received - in_window,
+        "qm_window_longest_s": round(max((b - a for a, b in windows), default=0.0), 3),
+        "qm_lost_most": max(qm_lost, default=0),
+        "per_rekey": [
+            {"tunnel": t, "kind": k, "took_s": round(took, 3), "lost": n}
+            for n, (_, t, k, took) in zip(per, requests, strict=True)
+        ],
         "rss_kib": {k: [rss_start.get(k), rss_end.get(k)] for k in sorted(rss_start)},
         "sas": {"start": sas_start, "end": sas_end},
         "after_down": {
@@ -172,7 +188,19 @@ def main() -> None:
         soak(find_topology(t), args.minutes, args.every, args.runtime, args.dataplane)
         for t in args.topologies
     ]
-    rows = [["topology", "plane", "rekeys", "sent", "lost", "outside QM", "left after down"]]
+    rows = [
+        [
+            "topology",
+            "plane",
+            "rekeys",
+            "sent",
+            "lost",
+            "outside QM",
+            "longest QM s",
+            "most per QM",
+            "left after down",
+        ]
+    ]
     for r in results:
         left = len(r["after_down"]["leftovers"]) + r["after_down"]["host_xfrm_states"]
         rows.append(
@@ -183,6 +211,8 @@ def main() -> None:
                 str(r["sent"]),
                 str(r["lost"]),
                 str(r["lost_outside_qm_window"]),
+                f"{r['qm_window_longest_s']:.3f}",
+                str(r["qm_lost_most"]),
                 str(left),
             ]
         )

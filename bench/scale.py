@@ -6,10 +6,10 @@ BGP-routed IKEv2 tunnels, in one lab; time to converged and memory, per N.
 
 Per N: the generated topology comes up (``bringup.up``, no event recorder: it is the lab
 that is measured), then the bench reads the memory the machine lost (MemAvailable, before
-and after) and the resident memory of every daemon, summed per kind (charon, bgpd, zebra,
-staticd, mgmtd, watchfrr), before taking the lab down. Addresses: the internet segment is
-198.18.0.0/15 (the benchmarking range), customer LANs 10.128.0.0/9 in /24s, tunnel inside
-addresses 169.254.8.0/21 in /30s. Needs root, like the lab.
+and after) and the proportional (PSS) and resident (RSS) memory of every daemon, summed per
+kind (charon, bgpd, zebra, staticd, mgmtd, watchfrr), before taking the lab down.
+Addresses: the internet segment is 198.18.0.0/15 (the benchmarking range), customer LANs
+10.128.0.0/9 in /24s, tunnel inside addresses 169.254.8.0/21 in /30s. Needs root, like the lab.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -96,16 +95,26 @@ def meminfo_available() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def daemon_rss() -> dict[str, tuple[int, int]]:
-    """(processes, summed resident bytes) per daemon kind, over the whole machine."""
-    out = subprocess.run(["ps", "-eo", "rss=,comm="], capture_output=True, text=True).stdout
-    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for line in out.splitlines():
-        rss, _, comm = line.strip().partition(" ")
-        if comm in DAEMONS:
-            kinds[comm][0] += 1
-            kinds[comm][1] += int(rss) * 1024
-    return {k: (n, b) for k, (n, b) in kinds.items()}
+def daemon_rss() -> dict[str, tuple[int, int, int]]:
+    """(processes, summed resident bytes, summed proportional bytes) per daemon kind, over
+    the whole machine. RSS counts the shared libraries' pages in every process; PSS shares
+    them out, so its sum is what the kind really costs."""
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            if comm not in DAEMONS:
+                continue
+            rollup = (proc / "smaps_rollup").read_text().splitlines()
+        except OSError:  # gone meanwhile
+            continue
+        fields = {f.split(":")[0]: int(f.split()[1]) * 1024 for f in rollup[1:] if "kB" in f}
+        kinds[comm][0] += 1
+        kinds[comm][1] += fields.get("Rss", 0)
+        kinds[comm][2] += fields.get("Pss", 0)
+    return {k: (n, rss, pss) for k, (n, rss, pss) in kinds.items()}
 
 
 def one(sites: int, runtime: str, timeout: float) -> dict:
@@ -118,18 +127,27 @@ def one(sites: int, runtime: str, timeout: float) -> dict:
     before = meminfo_available()
     result: dict = {"sites": sites, "tunnels": 2 * sites, "nodes": len(lab.nodes)}
     running = None
+    phases: dict[str, float] = {}
+    result["phases_s"] = phases
     t0 = time.monotonic()
     try:
-        running = bringup.up(lab, timeout=timeout, runtime=runtime, record=False)
+        running = bringup.up(
+            lab,
+            timeout=timeout,
+            runtime=runtime,
+            record=False,
+            progress=lambda phase, s: phases.__setitem__(phase, round(s, 2)),
+        )
         result["converged_s"] = round(time.monotonic() - t0, 2)
         result["memory_used_mb"] = round((before - meminfo_available()) / 2**20)
         now = daemon_rss()
         result["daemons"] = {
             kind: {
-                "processes": n - baseline.get(kind, (0, 0))[0],
-                "rss_mb": round((b - baseline.get(kind, (0, 0))[1]) / 2**20),
+                "processes": n - baseline.get(kind, (0, 0, 0))[0],
+                "rss_mb": round((rss - baseline.get(kind, (0, 0, 0))[1]) / 2**20),
+                "pss_mb": round((pss - baseline.get(kind, (0, 0, 0))[2]) / 2**20),
             }
-            for kind, (n, b) in sorted(now.items())
+            for kind, (n, rss, pss) in sorted(now.items())
         }
     except Exception as exc:  # recorded; the next N still runs
         result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
@@ -145,12 +163,15 @@ def one(sites: int, runtime: str, timeout: float) -> dict:
 
 def table(results: list[dict]) -> str:
     header = ["sites", "tunnels", "converged s", "memory MB", *(f"{d} MB" for d in DAEMONS)]
+    # per daemon kind: proportional (PSS) MB, resident (RSS) in brackets
     rows = [header]
     for r in results:
         if "error" in r:
             rows.append([str(r["sites"]), str(r["tunnels"]), "FAILED", "-", *["-"] * len(DAEMONS)])
             continue
-        per = [str(r["daemons"].get(d, {}).get("rss_mb", "-")) for d in DAEMONS]
+        per = [
+            f"{k['pss_mb']} ({k['rss_mb']})" if (k := r["daemons"].get(d)) else "-" for d in DAEMONS
+        ]
         rows.append(
             [
                 str(r["sites"]),
@@ -161,7 +182,11 @@ def table(results: list[dict]) -> str:
             ]
         )
     errors = [f"  {r['sites']} sites: {r['error']}" for r in results if "error" in r]
-    return "\n".join([format_table(rows), *errors])
+    names = list(dict.fromkeys(p for r in results for p in r["phases_s"]))
+    steps = [["sites", *names]] + [
+        [str(r["sites"]), *(f"{r['phases_s'].get(p, 0):.2f}" for p in names)] for r in results
+    ]
+    return "\n".join([format_table(rows), *errors, "", "phases, s:", format_table(steps)])
 
 
 def main() -> int:

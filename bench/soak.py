@@ -10,11 +10,10 @@ outside the IKEv1 Quick Mode window (from an IKEv1 CHILD_SA rekey's request unti
 hold the new SA, as measured for that rekey: the initiator sends on the new SA a moment
 before its peer has installed it inbound; on the host that is the one probe in flight, in
 an emulated guest it is longer), the longest such window and the most probes one QM rekey
-lost, the
-resident memory (VmRSS) of every daemon at start and end, the SAs and XFRM states and
-policies each gateway holds at start and end, and what is left after ``down`` (the lab's
-leftovers, and XFRM states and policies in the host's namespace). Needs root. Not a test:
-a figure to read, always bounded by --minutes.
+lost, the resident memory (VmRSS) of every daemon at start, half way and end (and after
+every round, in the JSON), the SAs and XFRM states and policies each gateway holds at start
+and end, and what is left after ``down`` (the lab's leftovers, and XFRM states and policies
+in the host's namespace). Needs root. Not a test: a figure to read, always bounded by --minutes.
 """
 
 from __future__ import annotations
@@ -104,6 +103,9 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
         src, dst = probe_pair(running, tunnel)
         seconds = minutes * 60
         requests: list[tuple[float, str, str, float]] = []  # (requested, tunnel, kind, took)
+        # Daemon RSS after each round: a warm-up levels off, a leak keeps climbing.
+        series: list[tuple[float, dict[str, int]]] = [(0.0, rss_start)]
+        t_start = time.time()
         failed: list[str] = []
         with Probe(running, src, dst, seconds + 5) as probe:
             deadline = time.time() + seconds
@@ -121,6 +123,7 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
                             except Exception as exc:  # reported, the soak goes on
                                 failed.append(f"{t.name} {kind}: {exc}")
                     n += 1
+                    series.append((time.time() - t_start, rss_kib(running)))
                     print(f"{path.stem}: round {n} of rekeys done", file=sys.stderr, flush=True)
                     next_round += every
                 # Paced by the rekey schedule: the probe runs on by itself meanwhile.
@@ -144,6 +147,7 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
             if kind == "child" and 1 in ike
         ]
         rss_end, sas_end = rss_kib(running), sa_counts(running)
+        series.append((time.time() - t_start, rss_end))
     finally:
         running.down()
     host_states, host_policies = host_xfrm()
@@ -166,6 +170,9 @@ def soak(path: Path, minutes: float, every: float, runtime: str, dataplane: str)
             for n, (_, t, k, took) in zip(per, requests, strict=True)
         ],
         "rss_kib": {k: [rss_start.get(k), rss_end.get(k)] for k in sorted(rss_start)},
+        # start, half way, end: the second half's growth tells a warm-up from a leak
+        "rss_kib_mid": {k: series[len(series) // 2][1].get(k) for k in sorted(rss_start)},
+        "rss_series": [{"t_s": round(t, 1), "kib": rss} for t, rss in series],
         "sas": {"start": sas_start, "end": sas_end},
         "after_down": {
             "leftovers": leftovers(lab.name),
@@ -218,9 +225,13 @@ def main() -> None:
         )
     print(format_table(rows))
     for r in results:
-        print(f"\n{r['topology']} ({','.join(r['dataplane'])}): RSS KiB start -> end")
+        mid_s = r["rss_series"][len(r["rss_series"]) // 2]["t_s"]
+        print(
+            f"\n{r['topology']} ({','.join(r['dataplane'])}): RSS KiB start -> "
+            f"half way ({mid_s:.0f} s) -> end"
+        )
         for k, (a, b) in r["rss_kib"].items():
-            print(f"  {k:<22} {a:>7} -> {b}")
+            print(f"  {k:<22} {a:>7} -> {r['rss_kib_mid'][k]:>7} -> {b}")
         print(f"  SAs start {r['sas']['start']}\n  SAs end   {r['sas']['end']}")
         if r["rekeys_failed"]:
             print("  rekeys that failed: " + "; ".join(r["rekeys_failed"]))

@@ -13,19 +13,28 @@ from lab.runtime.base import Runtime
 
 FRR_BIN = "/usr/lib/frr"
 DAEMONS = ("zebra", "staticd", "bgpd")
+# FRR sizes its event loop's tables by the process's file limit: 20000 here costs zebra
+# ~2 MB and bgpd ~1.5 MB more than 1024, and a container's limit can be far higher. 4096
+# leaves room for some 2000 BGP sessions on one node.
+FD_LIMIT = 4096
 
 
 class Frr:
-    def __init__(self, runtime: Runtime, node: str) -> None:
+    """``static``: the node has static routes (or a supplied frr.conf that may hold some),
+    so it runs staticd; without any it runs zebra and bgpd only: a daemon fewer to start
+    and to keep in memory, on most nodes of a BGP lab."""
+
+    def __init__(self, runtime: Runtime, node: str, static: bool = True) -> None:
         self.runtime = runtime
         self.node = node
         self.dir = runtime.node_dir(node) / "frr"
+        self.classic = DAEMONS if static else tuple(d for d in DAEMONS if d != "staticd")
 
     @cached_property
     def daemons(self) -> tuple[str, ...]:
         """FRR 9 and later (Debian 13) configure zebra and staticd through mgmtd."""
         mgmtd = self.runtime.run(self.node, ["test", "-x", f"{FRR_BIN}/mgmtd"], check=False)
-        return ("mgmtd", *DAEMONS) if mgmtd.returncode == 0 else DAEMONS
+        return ("mgmtd", *self.classic) if mgmtd.returncode == 0 else self.classic
 
     def _argv(self, daemon: str, mgmtd: bool) -> list[str]:
         d = self.dir
@@ -38,6 +47,8 @@ class Frr:
         return [
             f"{FRR_BIN}/{daemon}",
             "-d",
+            "--limit-fds",
+            str(FD_LIMIT),
             *conf,
             "-i",
             f"{d}/{daemon}.pid",
@@ -62,33 +73,41 @@ class Frr:
     def start(self) -> None:
         """Start every daemon with its configuration in one command (on Docker every
         command is an exec round trip). ``-d`` returns once a daemon is ready, so each
-        finds the one before it listening; mgmtd (FRR 10) comes first."""
+        finds the one before it listening; mgmtd (FRR 10) comes first. bgpd starts right
+        after zebra, so that its one-second start timer runs while the rest starts."""
         d, bin_ = self.dir, FRR_BIN
+        static = "staticd" in self.classic
         files = [str(self.runtime.node_dir(self.node) / f"{n}.conf") for n in ("staticd", "bgpd")]
         modern = [
-            *(shlex.join(self._argv(n, True)) for n in ("mgmtd", "zebra", "staticd")),
-            self._static_routes(),
+            *(shlex.join(self._argv(n, True)) for n in ("mgmtd", *self.classic) if n != "bgpd"),
+            *([self._static_routes()] if static else []),
             shlex.join(self._argv("bgpd", True)),
             "echo mgmtd",
         ]
-        classic = [shlex.join(self._argv(n, False)) for n in DAEMONS]
+        order = ("zebra", "bgpd", "staticd")
+        classic = [shlex.join(self._argv(n, False)) for n in order if n in self.classic]
+        dry_static = (
+            f"[ -x {bin_}/mgmtd ] || {bin_}/staticd -C -f {d}/staticd.conf --log stdout; "
+            if static
+            else ""
+        )
         script = "\n".join(
             [
                 "set -e",
                 shlex.join(["install", "-d", "-o", "frr", "-g", "frr", str(d)]),
                 shlex.join(["install", "-m", "600", "-o", "frr", "-g", "frr", *files, str(d)]),
-                # A daemon skips the lines of its file it rejects and goes on without them, and
-                # reads the file only after -d has returned: a dry run (-C) names them first.
-                f"rejected=$({{ {bin_}/bgpd -C -f {d}/bgpd.conf --log stdout; "
-                f"[ -x {bin_}/mgmtd ] || {bin_}/staticd -C -f {d}/staticd.conf --log stdout; }} "
-                "2>&1 | grep 'on config line' || true)",
-                'if [ -n "$rejected" ]; then echo "$rejected" | sed "s/^/rejected: /"; exit 3; fi',
                 f"if [ -x {bin_}/mgmtd ]; then",
                 *modern,
                 "else",
                 *classic,
                 "fi",
-                self._missing_command(("mgmtd", *DAEMONS)),
+                # A daemon skips the lines of its file it rejects and goes on without them:
+                # a dry run (-C) names them. It runs once bgpd's timer is running; a line
+                # rejected fails the start, and the bring-up removes the lab.
+                f"rejected=$({{ {bin_}/bgpd -C -f {d}/bgpd.conf --log stdout; {dry_static}}} "
+                "2>&1 | grep 'on config line' || true)",
+                'if [ -n "$rejected" ]; then echo "$rejected" | sed "s/^/rejected: /"; exit 3; fi',
+                self._missing_command(("mgmtd", *self.classic)),
             ]
         )
         supplied = self.runtime.node_dir(self.node) / "frr.conf"
@@ -116,7 +135,7 @@ class Frr:
                 f"{(proc.stderr or proc.stdout).strip()[:800]}"
             )
         said = proc.stdout.split()
-        self.__dict__["daemons"] = ("mgmtd", *DAEMONS) if "mgmtd" in said else DAEMONS
+        self.__dict__["daemons"] = ("mgmtd", *self.classic) if "mgmtd" in said else self.classic
         if {f"{d}/{n}.vty" for n in self.daemons} & set(said):
             self.wait_ready()
 

@@ -1,10 +1,10 @@
 """Bring a resolved lab up in named phases, and a killed daemon back.
 
-prepare -> create nodes -> render configs -> start FRR -> wire segments -> configure nodes
+prepare -> create nodes -> render configs -> start FRR and wire segments -> configure nodes
 -> start charon -> load configs -> wait for convergence. FRR starts as early as its files
-exist: bgpd holds a new neighbor a second (its start timer) before connecting, and that
-second passes while the rest of the lab comes up. On a runtime whose wiring renames the
-nodes' interfaces (Docker), FRR starts after the wiring instead. Each phase is a
+exist, beside the wiring: bgpd holds a new neighbor a second (its start timer) before
+connecting, and that second passes while the rest of the lab comes up. On a runtime whose
+wiring renames the nodes' interfaces (Docker), FRR starts after the wiring instead. Each phase is a
 function of the running lab that can be called and timed on its own; ``up`` runs them all
 and removes the lab if any fails. The wait ends early, with diagnosis's own words, when a
 tunnel cannot come up.
@@ -312,16 +312,23 @@ def _indent(text: str) -> str:
 Phase = tuple[str, Callable[[RunningLab], None]]
 
 
+def start_frr_and_wire(running: RunningLab) -> None:
+    """FRR and the wiring side by side: neither waits for the other where the wiring renames
+    no interface, and the sooner the wiring is done, the sooner IKE can run while bgpd's
+    start timer does."""
+    together([lambda: start_frr(running), lambda: wire_segments(running)])
+
+
 def phases(running: RunningLab) -> list[Phase]:
     """The bring-up's phases, in order, for this lab's runtime."""
-    frr: Phase = ("start FRR", start_frr)
-    early = not running.runtime.renames_at_attach
+    if running.runtime.renames_at_attach:
+        frr_and_wire: list[Phase] = [("wire segments", wire_segments), ("start FRR", start_frr)]
+    else:
+        frr_and_wire = [("start FRR, wire segments", start_frr_and_wire)]
     return [
         ("create nodes", create_nodes),
         ("render configs", render),
-        *([frr] if early else []),
-        ("wire segments", wire_segments),
-        *([] if early else [frr]),
+        *frr_and_wire,
         ("configure nodes", configure_nodes),
         ("start charon", start_charon),
         ("load configs", load_configs),

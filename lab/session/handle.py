@@ -69,7 +69,11 @@ class RunningLab:
     @cached_property
     def frrs(self) -> dict[str, Frr]:
         """The lab's FRR instances by node (routers and BGP speakers)."""
-        return {n: Frr(self.runtime, n) for n, node in self.lab.nodes.items() if node.frr}
+        return {
+            n: Frr(self.runtime, n, static=bool(node.routes) or "frr.conf" in node.supplied)
+            for n, node in self.lab.nodes.items()
+            if node.frr
+        }
 
     def charon(self, node: str) -> Charon:
         if node not in self.charons:

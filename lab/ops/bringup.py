@@ -150,9 +150,9 @@ def configure_nodes(running: RunningLab) -> None:
 
 
 def start_frr(running: RunningLab) -> None:
-    """FRR on every node at once, before the wiring: zebra and staticd take the interfaces
-    and their routes as they appear, and each bgpd's one-second start timer runs while the
-    segments, firewalls and charons come up. The routers' iBGP neighbors are passive, so
+    """FRR on every node at once, beside or after the wiring: zebra (and staticd) take the
+    interfaces and their routes as they appear, and each bgpd's one-second start timer runs
+    while the segments, firewalls and charons come up. The routers' iBGP neighbors are passive, so
     they are listening by the time a gateway's bgpd connects."""
     together([f.start for f in running.frrs.values()])
 

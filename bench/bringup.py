@@ -40,7 +40,6 @@ PHASES = {
     "render configs": "render",
     "start FRR": "frr",
     "wire segments": "wire",
-    "start FRR, wire segments": "frr+wire",
     "configure nodes": "config",
     "start charon": "charon",
     "load configs": "load",

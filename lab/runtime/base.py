@@ -69,9 +69,6 @@ class Process(Protocol):
 class Runtime(Protocol):
     kind: str
     lab: str
-    # attach() renames and renumbers interfaces the node already has (Docker's ethN): a
-    # routing daemon started before it would see them change under it.
-    renames_at_attach: bool
 
     # nodes and wiring
     def create_node(self, node: str, release: str, sysctls: dict[str, str]) -> None: ...

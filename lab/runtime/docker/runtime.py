@@ -72,7 +72,6 @@ def first_free(block: IPv4Network, prefix: int, avoid: Sequence[IPv4Network]) ->
 
 class DockerRuntime:
     kind = "docker"
-    renames_at_attach = True  # Docker's ethN become the lab's names, its addresses the lab's
 
     def __init__(self, lab: str, address_plan: Sequence[IPv4Network] = ()) -> None:
         self.lab = lab

@@ -80,9 +80,11 @@ def measure(
             interval=0.05,
             what=f"probe traffic {src} -> {dst} through the tunnels",
         )
-        probe.mark()
+        marked = probe.mark()
         fault = faults.inject(running, kind, **params)
-        result = probe.finish()
+        # The window is the bound (plus ``after``) from the fault on; the probe's count
+        # leaves room for the wait above, which is not used again at its end.
+        result = probe.finish(until=marked + seconds)
     return Measurement(tunnel, failure, fault.description, bound, result)
 
 

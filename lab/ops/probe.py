@@ -174,9 +174,16 @@ class Probe:
         self._counters.append((now, packets(self.running)))
         return now
 
-    def finish(self) -> ProbeResult:
+    def finish(self, until: float | None = None) -> ProbeResult:
+        """The result, once ping has ended. ``until`` (epoch seconds): end it once every
+        request sent before that moment has had its reply wait, so the window up to it is
+        decided and nothing is probed beyond what the caller asked for."""
         if self._proc is None:
             raise LabError("probe not started")
+        if until is not None:
+            left = until + REPLY_WAIT - time.time()
+            if left > 0 and self._proc.wait(timeout=left) is None:
+                self.stop()
         try:
             if self._proc.wait(timeout=self.seconds + 10) is None:
                 raise LabError(

@@ -1,9 +1,10 @@
 """Conformance throughput: forms per minute through ``vpnlab conformance`` on this machine.
 
     .venv/bin/python bench/forms.py [--forms N] [--jobs 1,2,3] [--runtimes netns,docker]
+                                    [--examples tray-bgp,thredd,...]
 
-Makes N forms from the shipped examples (each a customer of its own: its own name and
-public IP), then, per runtime and per ``--jobs``, runs them all the way ``vpnlab
+Makes N forms from the shipped examples, or the ones named (each a customer of its own:
+its own name and public IP), then, per runtime and per ``--jobs``, runs them all the way ``vpnlab
 conformance DIR --jobs J`` does (every check, failover included, labs removed after) and
 reports wall time, forms per minute and the speed-up over one job, all from one run of
 this script. Needs root, like the labs.
@@ -26,8 +27,12 @@ from lab.runtime import choose
 from lab.session.cleanup import leftovers
 
 
-def make_forms(out: Path, count: int) -> list[Path]:
+def make_forms(out: Path, count: int, names: list[str] | None = None) -> list[Path]:
     examples = sorted((shipped(PROFILES) / "examples").glob("*.yaml"))
+    if names:
+        examples = [e for e in examples if e.stem in names]
+        if len(examples) != len(names):
+            raise SystemExit(f"--examples: no such example among {names}")
     forms = []
     for i in range(count):
         data = yaml.safe_load(examples[i % len(examples)].read_text())
@@ -45,12 +50,14 @@ def main() -> None:
     ap.add_argument("--forms", type=int, default=6)
     ap.add_argument("--jobs", default="1,2,3")
     ap.add_argument("--runtimes", default="netns,docker")
+    ap.add_argument("--examples", help="the example forms to use (their names), default all")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "forms.json")
     args = ap.parse_args()
     rows = [["runtime", "jobs", "forms", "passed", "wall s", "forms/min", "speed-up"]]
     record = []
     with tempfile.TemporaryDirectory() as tmp:
-        forms = make_forms(Path(tmp), args.forms)
+        names = args.examples.split(",") if args.examples else None
+        forms = make_forms(Path(tmp), args.forms, names)
         for runtime in args.runtimes.split(","):
             kind, _ = choose(runtime)
             base = None

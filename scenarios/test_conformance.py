@@ -143,6 +143,25 @@ def test_selectors_that_leave_out_a_listed_service(lab_runtime, tmp_path):
     assert verdicts(report)["service: web-services (10.30.1.100)"] == "pass"
 
 
+def test_a_24_hour_ike_lifetime_breaks_the_profile_in_the_file_and_on_the_wire(
+    lab_runtime, tmp_path
+):
+    """The tunnels still come up and carry the services: only the lifetime rules fail, in
+    the rendered file and in what the customer's charon runs with, each naming 28800 s."""
+    templates = defective(tmp_path, "rekey_time = {{ t.ike_lifetime }}s", "rekey_time = 86400s")
+    report = conform("thredd.yaml", templates, lab_runtime, "life")
+    text = failed(report, "template lifetimes")
+    assert [r.subject for r in text] == ["tunnel1", "tunnel2"]
+    assert all(
+        r.why == "rekey_time = 86400s: the thredd profile's IKE lifetime is at most 28800 s"
+        for r in text
+    )
+    live = failed(report, "lifetimes")
+    assert [r.subject for r in live] == ["tunnel1", "tunnel2"]
+    assert all("above the thredd profile's 28800 s" in r.why for r in live), live
+    assert {r.name for r in report.results if r.verdict == "fail"} == {r.name for r in text + live}
+
+
 def test_dpd_off_in_the_template_fails_failover_and_says_why(lab_runtime, tmp_path):
     templates = defective(tmp_path, "        dpd_delay = {{ t.dpd_delay }}s\n", "")
     report = conform("tray-static.yaml", templates, lab_runtime, "dpd")

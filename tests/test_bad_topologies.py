@@ -265,7 +265,14 @@ CASES = [
         "thredd-bgp",
         mutated(put("sites.tray.provider", "thredd")),
         "tunnels.tunnel1.routing",
-        "thredd profile: VPNs are statically routed",
+        "thredd profile: VPNs are statically routed "
+        "(exceptions: [bgp] on the provider site, where agreed)",
+    ),
+    (
+        "exception-the-profile-has-not",
+        mutated(put("sites.tray.exceptions", ["bgp"])),
+        "sites.tray.exceptions",
+        "tray profile: there is no BGP exception to its routing rules",
     ),
     (
         "tray-three-tunnels",
@@ -461,6 +468,14 @@ def test_base_topology_is_valid(tmp_path: Path) -> None:
     """The mutations above are only meaningful if the unmutated dump loads."""
     lab = load_lab(write(tmp_path, "base", variant()))
     assert set(lab.tunnels) == {"tunnel1", "tunnel2"}
+
+
+def test_an_agreed_bgp_exception_is_accepted(tmp_path: Path) -> None:
+    """Thredd routes statically, BGP by arrangement: the provider site says it was agreed."""
+    topo = mutated(put("sites.tray.provider", "thredd"), put("sites.tray.exceptions", ["bgp"]))
+    lab = load_lab(write(tmp_path, "agreed", topo))
+    assert lab.exceptions == ("bgp",)
+    assert {t.routing for t in lab.tunnels.values()} == {"bgp"}
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
 from lab.conformance import batch, junit
-from lab.conformance.checks import Result
+from lab.conformance.result import Result
 from lab.conformance.run import Report, _redact
 from lab.core.errors import InputError
 

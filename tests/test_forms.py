@@ -383,3 +383,34 @@ def test_conformance_refuses_bad_input_with_exit_2_before_any_lab(tmp_path):
     assert refused.exit_code == 2
     assert "routing: the thredd profile routes VPNs statically" in refused.output
     assert set(state.names()) == before
+
+
+def test_thredds_bgp_exception_builds_a_bgp_lab_with_the_split_kept(tmp_path):
+    """bgp_exception: true lets a Thredd form route with BGP; the lab's provider site says
+    the exception was agreed, and each tunnel still carries only its own services, in its
+    selectors and in what its gateway announces."""
+    prepared = prepare(EXAMPLES / "thredd-bgp-exception.yaml", name="t-thredd-bgp")
+    topo = prepared.plan.topology
+    assert topo["sites"]["thredd"]["exceptions"] == ["bgp"]
+    lab = load_lab(prepared.write(tmp_path / "lab"))
+    assert {t.routing for t in lab.tunnels.values()} == {"bgp"}
+    carried = {
+        name: {str(n) for n in t.provider.ts if n.prefixlen < 32} for name, t in lab.tunnels.items()
+    }
+    assert carried == {
+        "tunnel1": {"10.30.1.0/24", "10.30.2.0/24"},
+        "tunnel2": {"10.30.3.0/24"},
+    }
+    announced = {n: {str(x) for x in lab.nodes[n].bgp.networks} for n in ("vgw1", "vgw2")}
+    assert announced == {"vgw1": carried["tunnel1"], "vgw2": carried["tunnel2"]}
+    assert lab.nodes["cgw"].bgp.asn == 4200000101
+
+
+def test_without_the_flag_a_thredd_bgp_form_is_refused(tmp_path):
+    form = yaml.safe_load((EXAMPLES / "thredd-bgp-exception.yaml").read_text())
+    del form["bgp_exception"]
+    path = tmp_path / "thredd-bgp.yaml"
+    path.write_text(yaml.safe_dump(form))
+    with pytest.raises(FormRejected) as info:
+        prepare(path)
+    assert "set bgp_exception: true once it is agreed" in str(info.value)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lab.conformance.checks import Result
+from lab.conformance.result import Result
 from lab.conformance.run import Report
 from lab.observe.events import Event
 from lab.providers.rules import Finding

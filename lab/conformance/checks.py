@@ -5,10 +5,10 @@ nftables counters), the template checks read the rendered bundle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import Literal
 
+from lab.conformance import template_rules
+from lab.conformance.result import Result, verdict
 from lab.core.errors import WaitTimeout
 from lab.core.parallel import by_key
 from lab.observe.convergence import tunnel_problems, tunnel_sa
@@ -20,32 +20,13 @@ from lab.providers.setup import Prepared
 from lab.session.handle import RunningLab
 from lab.topology.proposals import keywords
 
-Verdict = Literal["pass", "fail", "skip"]
 COUNT = 5  # pings per reachability check
-
-
-@dataclass(frozen=True)
-class Result:
-    check: str  # what kind of check: "tunnel up", "service", ...
-    subject: str  # what it was about: "tunnel1", "web-services", ...
-    expected: str
-    seen: str
-    verdict: Verdict
-    why: str = ""  # on failure: the cause, where it is known
-
-    @property
-    def name(self) -> str:
-        return f"{self.check}: {self.subject}"
-
-
-def _verdict(ok: bool) -> Verdict:
-    return "pass" if ok else "fail"
 
 
 # the bundle, before any lab ---------------------------------------------------------------
 def template_checks(p: Prepared) -> list[Result]:
-    """The rendered swanctl.conf: one connection per tunnel, and only proposals the
-    profile allows."""
+    """The rendered swanctl.conf: one connection per tunnel, only proposals the profile
+    allows, and the profile's other rules (lifetimes, DPD, keep-up actions, PFS)."""
     conf = swanctl_file.parse(p.bundle["swanctl.conf"], f"{p.templates}/swanctl.conf.j2")
     offered = swanctl_file.offered(conf)
     out = [
@@ -54,7 +35,7 @@ def template_checks(p: Prepared) -> list[Result]:
             "tunnels",
             f"{p.form.tunnels} connection(s), one per tunnel",
             f"{len(offered)} connection(s): {', '.join(offered) or 'none'}",
-            _verdict(len(offered) == p.form.tunnels),
+            verdict(len(offered) == p.form.tunnels),
             ""
             if len(offered) == p.form.tunnels
             else f"the template configures {len(offered)} tunnel(s) where the "
@@ -75,11 +56,11 @@ def template_checks(p: Prepared) -> list[Result]:
                 conn,
                 f"only what the {p.profile.name} profile allows",
                 ", ".join(f"{ph} {', '.join(v)}" for ph, v in phases.items()),
-                _verdict(not bad),
+                verdict(not bad),
                 f"offers outside the {p.profile.name} profile: {'; '.join(bad)}" if bad else "",
             )
         )
-    return out
+    return out + template_rules.check(conf, p.profile)
 
 
 # the lab ----------------------------------------------------------------------------------
@@ -105,7 +86,7 @@ def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[Result]:
                 t.name,
                 "IKE SA established, CHILD_SAs installed on both gateways",
                 "; ".join(mine) or "established and installed",
-                _verdict(not mine),
+                verdict(not mine),
                 _cause(bringup_error, t.name) if mine else "",
             )
         )
@@ -144,7 +125,61 @@ def proposals(running: RunningLab, plan: Plan) -> list[Result]:
                 name,
                 f"inside the {plan.profile.name} profile's policy",
                 ", ".join(f"{ph} {kw}" for ph, kw, _ in seen),
-                _verdict(not bad),
+                verdict(not bad),
+                "; ".join(bad),
+            )
+        )
+    return out
+
+
+def _customer_sas(running: RunningLab) -> dict[str, dict]:
+    """tunnel -> the customer gateway's IKE SA for it ({} if none)."""
+    sas = running.charon(GATEWAY).ike_sas()
+    return {t: tunnel_sa(running.lab, t, GATEWAY, sas) or {} for t in running.lab.tunnels}
+
+
+def lifetimes(running: RunningLab, plan: Plan) -> list[Result]:
+    """The lifetimes the customer's gateway runs with, as its charon counts them down (vici:
+    seconds to the IKE rekey or reauthentication, to each CHILD_SA's rekey), within the
+    profile's limits. Time already passed and strongSwan's jitter only lower them, so the
+    upper limit is what is checked here; the template check holds both."""
+    p = plan.profile
+    out = []
+    for name, sa in _customer_sas(running).items():
+        if sa.get("state") != "ESTABLISHED":
+            out.append(Result("lifetimes", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
+            continue
+        ike = next((int(sa[k]) for k in ("rekey-time", "reauth-time") if sa.get(k)), None)
+        children = [
+            (c.get("name", "?"), int(c["rekey-time"]) if c.get("rekey-time") else None)
+            for c in sa.get("child-sas", {}).values()
+            if c.get("state") == "INSTALLED"
+        ]
+        bad = []
+        if ike is None:
+            bad.append("the IKE SA is never rekeyed")
+        elif ike > p.lifetimes.ike.max:
+            bad.append(
+                f"IKE rekeys in {ike} s: above the {p.name} profile's {p.lifetimes.ike.max} s"
+            )
+        for child, left in children:
+            if left is None:
+                bad.append(f"{child} is never rekeyed")
+            elif left > p.lifetimes.child.max:
+                bad.append(
+                    f"{child} rekeys in {left} s: above the {p.name} profile's "
+                    f"{p.lifetimes.child.max} s"
+                )
+        seen = [f"IKE rekey in {ike} s" if ike is not None else "IKE never rekeyed"]
+        seen += [f"{c} rekey in {left} s" for c, left in children]
+        out.append(
+            Result(
+                "lifetimes",
+                name,
+                f"IKE at most {p.lifetimes.ike.max} s, CHILD at most {p.lifetimes.child.max} s "
+                f"on the customer's gateway ({p.name} profile)",
+                ", ".join(seen),
+                verdict(not bad),
                 "; ".join(bad),
             )
         )
@@ -179,7 +214,7 @@ def _static_routes(running: RunningLab, plan: Plan) -> list[Result]:
                 t.name,
                 f"selectors {_nets(want_local)} <-> {_nets(want_remote)}",
                 f"selectors {_nets(local)} <-> {_nets(remote)}" if children else "no CHILD_SA",
-                _verdict(not missing and bool(children)),
+                verdict(not missing and bool(children)),
                 f"the negotiated selectors leave out {', '.join(missing)}" if missing else "",
             )
         )
@@ -210,7 +245,7 @@ def _bgp_routes(running: RunningLab, plan: Plan) -> list[Result]:
                     f"{t.name} {side}",
                     f"{side} learns {_nets(want)} from {peer.inside.ip}",
                     f"learned {_nets(learned)}",
-                    _verdict(not missing),
+                    verdict(not missing),
                     f"not announced over {t.name}: {_nets(missing)}" if missing else "",
                 )
             )
@@ -271,7 +306,7 @@ def services(running: RunningLab, plan: Plan) -> list[Result]:
                 expected,
                 f"{result.received}/{result.sent} replies from {src}, "
                 f"decrypted by the provider per tunnel: {grew}",
-                _verdict(ok),
+                verdict(ok),
                 why,
             )
         )
@@ -307,7 +342,7 @@ def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
             f"{active} -> {other}",
             f"outage at most {m.bound}",
             r.summary(),
-            _verdict(ok),
+            verdict(ok),
             "" if ok else _failover_why(running, active, m.bound.seconds, r.outage),
         )
     ]
@@ -380,7 +415,7 @@ def nat_egress(running: RunningLab, plan: Plan) -> list[Result]:
             f"{COUNT}/{COUNT} replies, every request from {public}",
             f"{result.received}/{result.sent} replies; {egress.probe} saw {seen['icmp']} requests, "
             f"{seen['from_nat']} from {public}",
-            _verdict(ok),
+            verdict(ok),
         )
     ]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.conformance import checks
-from lab.conformance.checks import Result
+from lab.conformance.result import Result
 from lab.core.errors import ConvergenceFailed, InputError, VpnlabError
 from lab.core.paths import WORK_ROOT
 from lab.core.redaction import redact
@@ -93,6 +93,7 @@ def run(
         report.results += up_results
         all_up = all(r.verdict == "pass" for r in up_results)
         report.results += checks.proposals(running, prepared.plan)
+        report.results += checks.lifetimes(running, prepared.plan)
         report.results += checks.routes(running, prepared.plan)
         report.results += checks.services(running, prepared.plan)
         report.results += checks.nat_egress(running, prepared.plan)

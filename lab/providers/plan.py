@@ -107,6 +107,8 @@ def _topology(form: Form, p: Profile, name: str, file: str) -> dict:
     if form.routing == "bgp":
         provider_site["asn"] = p.asn.provider
         customer_site["asn"] = form.asn
+        if form.routing not in p.routing:  # the form's rules let it through: agreed
+            provider_site["exceptions"] = ["bgp"]
     sites = {p.name: provider_site, CUSTOMER_SITE: customer_site}
     if public_nodes:
         sites[PUBLIC_SITE] = {"nodes": public_nodes}
@@ -152,8 +154,10 @@ def _tunnels(form: Form, p: Profile, file: str) -> dict:
             **lifetimes,
         }
         tunnel: dict = {"provider": provider, "customer": customer, "psk": keys[n - 1]}
-        if form.routing == "static":
+        if form.routing == "static" or any(svc.tunnel for svc in p.services.values()):
+            # Split services: each tunnel carries its own, with BGP too (by exception).
             provider["subnets"] = [str(p.services[s].subnet) for s in services]
+        if form.routing == "static":
             customer["subnets"] = [str(s) for s in form.subnets]
         else:
             tunnel["inside"] = str(inside[n - 1])

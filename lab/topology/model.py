@@ -200,6 +200,7 @@ class Lab(Model):
     segments: dict[str, IPv4Network]
     nodes: dict[str, Node]
     tunnels: dict[str, Tunnel]
+    exceptions: tuple[str, ...] = ()  # the provider's rules waived by arrangement (bgp)
 
     def tunnels_of(self, node: str) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if node in (t.provider.node, t.customer.node)]

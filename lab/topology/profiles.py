@@ -215,6 +215,7 @@ class Profile(Strict):
         None, description="the provider endpoint's own behaviour (DPD, lifetimes, start)"
     )
     templates: str = "strongswan"
+    pfs: bool = Field(False, description="phase 2 must use PFS: every ESP proposal a DH group")
 
     @field_validator("services")
     @classmethod
@@ -318,6 +319,13 @@ def check_profile(lab: Lab, field: str) -> None:
         profile = load_profile(lab.profile)
     except InputError as exc:
         raise TopologyError(field, exc.rule if exc.field == "provider" else exc.message) from None
+    if "bgp" in lab.exceptions and not profile.bgp_exception:
+        site = field.rsplit(".", 1)[0]
+        raise TopologyError(
+            f"{site}.exceptions",
+            f"{profile.name} profile: there is no BGP exception to its routing rules",
+        )
+    routing = {*profile.routing, *(["bgp"] if "bgp" in lab.exceptions else [])}
     per_gateway: dict[str, int] = {}
     for t in lab.tunnels.values():
         inside = t.provider.inside
@@ -332,12 +340,16 @@ def check_profile(lab: Lab, field: str) -> None:
                 f"{profile.name} profile: at most {profile.tunnels.max} tunnels per customer "
                 f"gateway ({t.customer.node} has more)",
             )
-        if t.routing not in profile.routing:
+        if t.routing not in routing:
+            exception = (
+                "exceptions: [bgp] on the provider site, where agreed"
+                if t.routing == "bgp" and profile.bgp_exception
+                else "the generic profile models an exception"
+            )
             raise TopologyError(
                 f"tunnels.{t.name}.routing",
                 f"{profile.name} profile: VPNs are "
-                f"{' or '.join(ROUTED[r] for r in profile.routing)} routed "
-                f"(use the generic profile to model an exception)",
+                f"{' or '.join(ROUTED[r] for r in profile.routing)} routed ({exception})",
             )
         for net in t.customer.ts:
             if t.customer.inside and net == t.customer.inside.network:

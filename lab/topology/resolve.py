@@ -69,6 +69,7 @@ def resolve(topo: schema.Topology, source: str = "") -> model.Lab:
         segments=dict(topo.segments),
         nodes=nodes,
         tunnels=tunnels,
+        exceptions=tuple(topo.sites[provider].exceptions),
     )
     check_profile(lab, f"sites.{provider}.provider")
     return lab
@@ -207,6 +208,20 @@ def _site_prefixes(
         and all(node_site[n] == site_name for n in nodes)
         and (site_name, seg) not in (outside or set())
     ]
+
+
+def _announced(node: str, tunnels: list[model.Tunnel]) -> list[IPv4Network]:
+    """What a gateway announces over BGP: what its BGP tunnels carry on its side (their
+    selectors, without the inside addresses), so that no peer routes a subnet into a
+    tunnel whose SA does not carry it (a split profile's gateways carry different ones)."""
+    out: list[IPv4Network] = []
+    for t in tunnels:
+        if t.routing != "bgp":
+            continue
+        ep = t.side(node)[0]
+        inside = IPv4Network(f"{ep.inside.ip}/32") if ep.inside else None
+        out += [net for net in ep.ts if net != inside and net not in out]
+    return out
 
 
 def _check_prefixes_disjoint(
@@ -509,7 +524,7 @@ def _nodes(
                 bgp = model.Bgp(
                     asn=site.asn or INTERNAL_ASN,
                     router_id=ifaces[0].address.ip,
-                    networks=prefixes[site_name] if any(t.routing == "bgp" for t in own) else [],
+                    networks=_announced(name, own),
                     neighbors=neighbors,
                     redistribute_tunnel_routes=redistribute,
                 )

@@ -125,6 +125,11 @@ class Site(Strict):
         None, description="what the site routes over the VPN; default: its own segments"
     )
     nodes: dict[str, Node]
+    exceptions: list[Literal["bgp"]] = Field(
+        [],
+        description="provider site: its profile's rules waived by arrangement (bgp: BGP "
+        "routing where the profile routes statically, if the profile has such an exception)",
+    )
 
 
 class Dpd(Strict):

@@ -8,7 +8,6 @@ durations, subnets and addresses, each naming the file and the field.
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from lab.core.errors import InputError
 from lab.providers.importer import CustomerTunnel
 from lab.providers.swanctl_file import parse, words
 from lab.topology.proposals import check_proposal
+from lab.topology.schema import parse_duration
 from lab.topology.yamlfile import read_text
 
 # Settings each part of a swanctl.conf may hold that the lab expresses (the rest: warned).
@@ -30,15 +30,14 @@ CHILD_KEYS = {
 }  # fmt: skip
 # Handled by the lab itself (on the userspace data plane they are fixed), so only noted.
 LAB_OWNED = {"keyingtries", "mobike", "encap", "aggressive", "reqid"}
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 Keys = list[tuple[set[str], str]]  # (the key's owners: ids or addresses, the key)
 
 
 def seconds(value: str, where: str, file: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
-    if not m:
-        raise InputError(where, f"{value!r} is not a duration (e.g. 3600, 60m, 1h)", file)
-    return int(m[1]) * UNITS[m[2] or "s"]
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise InputError(where, f"{value!r} is not a duration (e.g. 3600, 60m, 1h)", file) from None
 
 
 def proposals(values: list[str], where: str, file: str, *, esp: bool) -> list[str]:

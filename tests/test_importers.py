@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from lab.cli import main
 from lab.core.errors import InputError, TopologyError
 from lab.core.shipped import SAMPLES, shipped
-from lab.providers.aws_config import parse_aws
-from lab.providers.customer_conf import from_swanctl
-from lab.providers.ipsec_conf import from_ipsec_conf, parse_secrets
+from lab.importers.aws import parse_aws
+from lab.importers.ipsec_conf import from_ipsec_conf, parse_secrets
+from lab.importers.swanctl import from_swanctl
 from lab.render.swanctl import swanctl_conf
 from lab.testing.artefacts import files_holding
 from lab.topology import load_lab

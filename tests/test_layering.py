@@ -23,6 +23,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("topology",),
     ("providers",),
+    ("importers",),
     ("render",),
     ("runtime",),
     ("daemons",),

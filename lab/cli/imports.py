@@ -13,7 +13,7 @@ from lab.cli.common import err, main, out
 from lab.core.errors import InputError
 
 if TYPE_CHECKING:
-    from lab.providers.importer import Import
+    from lab.importers.layout import Import
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 output_option = click.option(
@@ -80,8 +80,8 @@ def import_aws(
 ) -> None:
     """An AWS Site-to-Site VPN connection's configuration (the CustomerGatewayConfiguration
     XML, describe-vpn-connections JSON, or the Generic text download) as a topology."""
-    from lab.providers.aws_config import load_aws
-    from lab.providers.importer import from_aws, lab_name
+    from lab.importers.aws import load_aws
+    from lab.importers.layout import from_aws, lab_name
     from lab.topology.profiles import load_profile
 
     conn = load_aws(file, int(ike) if ike else None)
@@ -106,8 +106,8 @@ def _customer(
     tunnels: list,
     warnings: list[str],
 ) -> None:
-    from lab.providers.aws_config import load_aws
-    from lab.providers.importer import lab_name, with_provider
+    from lab.importers.aws import load_aws
+    from lab.importers.layout import lab_name, with_provider
     from lab.topology.profiles import load_profile
 
     conn = load_aws(aws) if aws else None
@@ -156,7 +156,7 @@ def import_swanctl(
 ) -> None:
     """A customer's swanctl.conf as the customer side, against the provider's profile
     (or the AWS connection given with --aws)."""
-    from lab.providers.customer_conf import load_swanctl
+    from lab.importers.swanctl import load_swanctl
 
     tunnels, warnings = load_swanctl(file)
     _customer(file, aws, provider, name, reveal_secrets, output, "swanctl.conf", tunnels, warnings)
@@ -185,14 +185,14 @@ def import_ipsec_conf(
     name: str | None,
 ) -> None:
     """A customer's ipsec.conf (with --secrets ipsec.secrets) as the customer side."""
-    from lab.providers.ipsec_conf import load_ipsec_conf
+    from lab.importers.ipsec_conf import load_ipsec_conf
 
     tunnels, warnings = load_ipsec_conf(file, secrets)
     _customer(file, aws, provider, name, reveal_secrets, output, "ipsec.conf", tunnels, warnings)
 
 
 def _write(imp: Import, output: Path | None, reveal: bool) -> None:
-    from lab.providers.importer import write
+    from lab.importers.layout import write
 
     written = write(imp, output or Path(f"{imp.name}.yaml"), reveal=reveal)
     for w in written.warnings:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab.core.errors import InputError
-from lab.providers.customer_conf import address, name_id, proposals, seconds, subnets
-from lab.providers.importer import CustomerTunnel
+from lab.importers.layout import CustomerTunnel
+from lab.importers.swanctl import address, name_id, proposals, seconds, subnets
 from lab.topology.yamlfile import read_text
 
 USED = {

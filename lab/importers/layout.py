@@ -1,6 +1,6 @@
 """A customer's tunnel, as the files in a ticket describe it, made into a topology.
 
-The importers (``aws_config``, ``customer_conf``, ``ipsec_conf``) read what the provider
+The importers (``aws``, ``swanctl``, ``ipsec_conf``) read what the provider
 or the customer already has into per-tunnel sides; this module lays them out in the lab:
 the provider side on a profile's lab (its gateways, its VPC), the customer gateway with a
 host on each of its subnets, public addresses mapped into the lab's internet segment (the
@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from lab.core.errors import InputError
-from lab.providers.aws_config import AwsConnection
+from lab.importers.aws import AwsConnection
 from lab.providers.plan import (
     CUSTOMER_SITE,
     GATEWAY,

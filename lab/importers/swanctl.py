@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from lab.core.errors import InputError
-from lab.providers.importer import CustomerTunnel
+from lab.importers.layout import CustomerTunnel
 from lab.providers.swanctl_file import parse, words
 from lab.topology.proposals import check_proposal
 from lab.topology.schema import parse_duration

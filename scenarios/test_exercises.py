@@ -16,30 +16,30 @@ import time
 
 import pytest
 
+from lab.core.results import CheckResult
 from lab.core.waits import wait_until
 from lab.session.cleanup import leftovers
 from lab.training import trainer
-from lab.training.checks import Result
 from lab.training.exercise import folders, load
 
 BROKEN_WITHIN = 30.0  # the break shows (tunnels tried, BGP sessions up, active checks run)
 FIX_WAIT = 30.0  # a reloaded config, a new SA, a BGP update, then the active checks
 
 
-def _failing(results: list[Result]) -> set[str]:
-    return {r.label for r in results if r.passed is False}
+def _failing(results: list[CheckResult]) -> set[str]:
+    return {r.name for r in results if r.verdict == "fail"}
 
 
-def _shows_break(who: str, expected: set[str], c: trainer.Current) -> list[Result]:
+def _shows_break(who: str, expected: set[str], c: trainer.Current) -> list[CheckResult]:
     """Poll the checks (no wait inside: one read each) until exactly ``expected`` fail."""
 
-    def explain(results: list[Result]) -> str:
+    def explain(results: list[CheckResult]) -> str:
         # With what the customer gateway's kernel holds: the policies (no keys in them)
         # and the routes, for a break that broke more than it should.
         node = c.exercise.customer
         state = c.running.exec(node, ["sh", "-c", "ip xfrm policy; ip route"], check=False)
         return "\n".join(
-            [*(f"{r.label}: {r.passed} {r.seen}" for r in results), f"on {node}:", state.stdout]
+            [*(f"{r.name}: {r.verdict} {r.seen}" for r in results), f"on {node}:", state.stdout]
         )
 
     return wait_until(
@@ -79,14 +79,14 @@ def test_exercise_break_fix_reset(name: str, lab_runtime: str) -> None:
         trainer.solution(who)
         fixed = trainer.check(who, wait=FIX_WAIT)
         said += [r.seen for r in fixed]
-        assert all(r.passed for r in fixed), "\n".join(f"{r.label}: {r.seen}" for r in fixed)
+        assert all(r.passed for r in fixed), "\n".join(f"{r.name}: {r.seen}" for r in fixed)
         trainer.reset(who)
         said += [r.seen for r in _shows_break(who, expected, c)]
     finally:
         trainer.stop(who)
     print(f"\n{name} on {lab_runtime}: {time.monotonic() - t0:.1f}s; broken: {sorted(expected)}")
     for r in before:
-        print(f"  {r.label}: {r.seen}")
+        print(f"  {r.name}: {r.seen}")
     assert leftovers(lab) == []
     for text in said:
         for key in keys:

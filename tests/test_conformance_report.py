@@ -9,14 +9,14 @@ import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
 from lab.conformance import batch, junit
-from lab.conformance.result import Result
+from lab.conformance.result import result
 from lab.conformance.run import Report, _redact
 from lab.core.errors import InputError
 
 
 def report(form: str, *verdicts: str, error: str = "", refused: bool = False) -> Report:
     results = [
-        Result("service", f"s{i}", "5/5 replies", "5/5", v, "why not" if v != "pass" else "")
+        result("service", f"s{i}", "5/5 replies", "5/5", v, "why not" if v != "pass" else "")
         for i, v in enumerate(verdicts)
     ]
     return Report(form, "cf-x", "tray", "netns", results, error=error, refused=refused)
@@ -83,6 +83,6 @@ def test_forms_in_a_directory(tmp_path):
 
 def test_keys_are_redacted_from_everything_a_report_holds():
     r = Report("f.yaml", "cf-x", error="swanctl said s3cret.Key")
-    r.results = [Result("tunnel up", "t1", "s3cret.Key", "x s3cret.Key", "fail", "why s3cret.Key")]
+    r.results = [result("tunnel up", "t1", "s3cret.Key", "x s3cret.Key", "fail", "why s3cret.Key")]
     _redact(r, ["s3cret.Key"])
     assert "s3cret" not in repr(r)

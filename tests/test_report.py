@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from lab.conformance.result import Result
+from lab.conformance.result import result
 from lab.conformance.run import Report
+from lab.core.results import CheckResult
 from lab.observe.events import Event
 from lab.providers.rules import Finding
 from lab.report import conformance_run, html, plot
-from lab.report.html import Check
 from lab.report.record import RECORD, LabRecord
 
 PSK = "Sup3rSecretPsk.1"
@@ -72,7 +72,7 @@ def recorded(tmp_path):
 
 
 def test_the_page_is_escaped_redacted_and_self_contained(recorded):
-    checks = [Check(name="t", verdict="fail", seen=f"psk was {PSK}", record="lab1")]
+    checks = [CheckResult(name="t", verdict="fail", seen=f"psk was {PSK}", record="lab1")]
     page = html.render(recorded, "title <b>", "sub", checks, secrets=[PSK]).read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)" in page
     assert "title &lt;b&gt;" in page
@@ -86,7 +86,7 @@ def test_the_page_is_escaped_redacted_and_self_contained(recorded):
 
 def test_conformance_reports_become_checks():
     rep = Report("forms/acme.yaml", "cf-acme", results=[
-        Result("tunnel up", "tunnel1", "established", "down", "fail", "IKE proposal mismatch"),
+        result("tunnel up", "tunnel1", "established", "down", "fail", "IKE proposal mismatch"),
     ], warnings=[Finding("warning", "subnets[0]", "/22 is wider than /24")])  # fmt: skip
     refused = Report("forms/bad.yaml", "", error="bad.yaml: psk: too short", refused=True)
     got = conformance_run.checks([rep, refused])

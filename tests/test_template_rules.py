@@ -29,7 +29,7 @@ def results(text: str, profile: str = "tray", **overrides) -> dict:
     p = load_profile(profile)
     if overrides:
         p = p.model_copy(update=overrides)
-    return {r.check: r for r in check(swanctl_file.parse(text), p)}
+    return {r.name.split(": ")[0]: r for r in check(swanctl_file.parse(text), p)}
 
 
 def test_the_good_file_passes_every_rule():

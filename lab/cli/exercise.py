@@ -124,9 +124,9 @@ def check(who: str | None, wait: float) -> None:
 
     results = trainer.check(_trainee(who), wait)
     for r in results:
-        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]-[/]"}[r.passed]
-        out.print(f"{mark} {escape(r.label)}: {escape(r.seen)}", highlight=False, soft_wrap=True)
-    failing = [r for r in results if r.passed is not True]
+        mark = {"pass": "[green]✓[/]", "fail": "[red]✗[/]"}.get(r.verdict, "[yellow]-[/]")
+        out.print(f"{mark} {escape(r.name)}: {escape(r.seen)}", highlight=False, soft_wrap=True)
+    failing = [r for r in results if not r.passed]
     if failing:
         out.print(f"[red]{len(failing)} of {len(results)} checks do not pass yet[/]")
         sys.exit(1)

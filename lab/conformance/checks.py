@@ -8,9 +8,10 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from lab.conformance import template_rules
-from lab.conformance.result import Result, verdict
+from lab.conformance.result import result
 from lab.core.errors import WaitTimeout
 from lab.core.parallel import by_key
+from lab.core.results import CheckResult, verdict
 from lab.observe.convergence import tunnel_problems, tunnel_sa
 from lab.ops import failover as failover_ops
 from lab.ops.traffic import PingResult, count, counted, hosts_behind, ping, ping_carried
@@ -24,13 +25,13 @@ COUNT = 5  # pings per reachability check
 
 
 # the bundle, before any lab ---------------------------------------------------------------
-def template_checks(p: Prepared) -> list[Result]:
+def template_checks(p: Prepared) -> list[CheckResult]:
     """The rendered swanctl.conf: one connection per tunnel, only proposals the profile
     allows, and the profile's other rules (lifetimes, DPD, keep-up actions, PFS)."""
     conf = swanctl_file.parse(p.bundle["swanctl.conf"], f"{p.templates}/swanctl.conf.j2")
     offered = swanctl_file.offered(conf)
     out = [
-        Result(
+        result(
             "template",
             "tunnels",
             f"{p.form.tunnels} connection(s), one per tunnel",
@@ -51,7 +52,7 @@ def template_checks(p: Prepared) -> list[Result]:
                 elif outside := allowed.outside(proposal):
                     bad.append(f"{phase} {proposal} ({', '.join(outside)})")
         out.append(
-            Result(
+            result(
                 "template proposals",
                 conn,
                 f"only what the {p.profile.name} profile allows",
@@ -75,13 +76,13 @@ def _provider_sas(running: RunningLab) -> dict[str, dict]:
     }
 
 
-def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[Result]:
+def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[CheckResult]:
     problems = tunnel_problems(running)
     out = []
     for t in running.lab.tunnels.values():
         mine = [str(p.text) for p in problems if p.tunnel == t.name]
         out.append(
-            Result(
+            result(
                 "tunnel up",
                 t.name,
                 "IKE SA established, CHILD_SAs installed on both gateways",
@@ -105,12 +106,12 @@ def _cause(error: str | None, tunnel: str) -> str:
     return "; ".join(causes) or error.splitlines()[0]
 
 
-def proposals(running: RunningLab, plan: Plan) -> list[Result]:
+def proposals(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """What each tunnel negotiated (as vici reports it), inside the profile's policy."""
     out = []
     for name, sa in _provider_sas(running).items():
         if sa.get("state") != "ESTABLISHED":
-            out.append(Result("proposals", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
+            out.append(result("proposals", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
             continue
         seen = [("ike", keywords(sa), plan.profile.ike)]
         seen += [
@@ -120,7 +121,7 @@ def proposals(running: RunningLab, plan: Plan) -> list[Result]:
         ]
         bad = [f"{ph} {kw}: {', '.join(a.outside(kw))}" for ph, kw, a in seen if a.outside(kw)]
         out.append(
-            Result(
+            result(
                 "proposals",
                 name,
                 f"inside the {plan.profile.name} profile's policy",
@@ -138,7 +139,7 @@ def _customer_sas(running: RunningLab) -> dict[str, dict]:
     return {t: tunnel_sa(running.lab, t, GATEWAY, sas) or {} for t in running.lab.tunnels}
 
 
-def lifetimes(running: RunningLab, plan: Plan) -> list[Result]:
+def lifetimes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """The lifetimes the customer's gateway runs with, as its charon counts them down (vici:
     seconds to the IKE rekey or reauthentication, to each CHILD_SA's rekey), within the
     profile's limits. Time already passed and strongSwan's jitter only lower them, so the
@@ -147,7 +148,7 @@ def lifetimes(running: RunningLab, plan: Plan) -> list[Result]:
     out = []
     for name, sa in _customer_sas(running).items():
         if sa.get("state") != "ESTABLISHED":
-            out.append(Result("lifetimes", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
+            out.append(result("lifetimes", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
             continue
         ike = next((int(sa[k]) for k in ("rekey-time", "reauth-time") if sa.get(k)), None)
         children = [
@@ -173,7 +174,7 @@ def lifetimes(running: RunningLab, plan: Plan) -> list[Result]:
         seen = [f"IKE rekey in {ike} s" if ike is not None else "IKE never rekeyed"]
         seen += [f"{c} rekey in {left} s" for c, left in children]
         out.append(
-            Result(
+            result(
                 "lifetimes",
                 name,
                 f"IKE at most {p.lifetimes.ike.max} s, CHILD at most {p.lifetimes.child.max} s "
@@ -186,7 +187,7 @@ def lifetimes(running: RunningLab, plan: Plan) -> list[Result]:
     return out
 
 
-def routes(running: RunningLab, plan: Plan) -> list[Result]:
+def routes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     return (
         _static_routes(running, plan)
         if plan.form.routing == "static"
@@ -194,7 +195,7 @@ def routes(running: RunningLab, plan: Plan) -> list[Result]:
     )
 
 
-def _static_routes(running: RunningLab, plan: Plan) -> list[Result]:
+def _static_routes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """The selectors each tunnel negotiated: the services' subnets on the provider's side,
     the form's subnets on the customer's."""
     out = []
@@ -209,7 +210,7 @@ def _static_routes(running: RunningLab, plan: Plan) -> list[Result]:
         missing = [f"provider side {n}" for n in sorted(want_local - local)]
         missing += [f"customer side {n}" for n in sorted(want_remote - remote)]
         out.append(
-            Result(
+            result(
                 "routes",
                 t.name,
                 f"selectors {_nets(want_local)} <-> {_nets(want_remote)}",
@@ -221,7 +222,7 @@ def _static_routes(running: RunningLab, plan: Plan) -> list[Result]:
     return out
 
 
-def _bgp_routes(running: RunningLab, plan: Plan) -> list[Result]:
+def _bgp_routes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """Each side learns the other's prefixes over each tunnel's BGP session."""
     out = []
     tables = by_key(
@@ -240,7 +241,7 @@ def _bgp_routes(running: RunningLab, plan: Plan) -> list[Result]:
             }
             missing = sorted(set(want) - learned)
             out.append(
-                Result(
+                result(
                     "routes",
                     f"{t.name} {side}",
                     f"{side} learns {_nets(want)} from {peer.inside.ip}",
@@ -269,7 +270,7 @@ def _through(running: RunningLab, plan: Plan, dst) -> tuple[str, PingResult, dic
     )
 
 
-def services(running: RunningLab, plan: Plan) -> list[Result]:
+def services(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """Every service the form lists answers from a customer host, through its own tunnel
     (split profiles) and not through the other, as the provider's SA counters show."""
     lab = plan.lab
@@ -300,7 +301,7 @@ def services(running: RunningLab, plan: Plan) -> list[Result]:
                 f"see the routes check for what the tunnels negotiated"
             )
         out.append(
-            Result(
+            result(
                 "service",
                 f"{name} ({svc.host})",
                 expected,
@@ -313,7 +314,7 @@ def services(running: RunningLab, plan: Plan) -> list[Result]:
     return out
 
 
-def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
+def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[CheckResult]:
     """The tunnel the customer's traffic takes fails (its gateways stop hearing each other);
     traffic moves to the other within the bound the timers give, and the failed tunnel
     comes back once the fault is cleared."""
@@ -330,14 +331,14 @@ def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
     elif not tunnels_ok:
         skip = ("both tunnels up", "not all up", "needs both tunnels")
     if skip:
-        return [Result("failover", "tunnels", *skip[:2], "skip", skip[2])]
+        return [result("failover", "tunnels", *skip[:2], "skip", skip[2])]
     active = _active_tunnel(running, plan)
     other = next(t for t in lab.tunnels if t != active)
     m = failover_ops.measure(running, active, "block")
     r = m.result
     ok = (r.longest is None or r.longest.recovered) and m.bound.holds(r.outage)
     out = [
-        Result(
+        result(
             "failover",
             f"{active} -> {other}",
             f"outage at most {m.bound}",
@@ -352,9 +353,9 @@ def failover(running: RunningLab, plan: Plan, tunnels_ok: bool) -> list[Result]:
     except WaitTimeout as exc:
         seen = str(exc).splitlines()[-1]
         why = _failover_why(running, active, None, None)
-        out.append(Result("failover", f"{active} recovery", expected, seen, "fail", why))
+        out.append(result("failover", f"{active} recovery", expected, seen, "fail", why))
     else:
-        out.append(Result("failover", f"{active} recovery", expected, f"after {took:.1f}s", "pass"))
+        out.append(result("failover", f"{active} recovery", expected, f"after {took:.1f}s", "pass"))
     return out
 
 
@@ -389,7 +390,7 @@ def _seconds(value: object) -> int:
         return 0
 
 
-def nat_egress(running: RunningLab, plan: Plan) -> list[Result]:
+def nat_egress(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """A provider host reaches an internet host, which sees the NAT gateway's public IP."""
     egress = plan.profile.nat_egress
     if egress is None:
@@ -409,7 +410,7 @@ def nat_egress(running: RunningLab, plan: Plan) -> list[Result]:
     seen = counted(running, egress.probe)
     ok = result.received == COUNT and seen["from_nat"] == seen["icmp"] == COUNT
     return [
-        Result(
+        result(
             "nat egress",
             f"{src} -> {egress.probe}",
             f"{COUNT}/{COUNT} replies, every request from {public}",

@@ -1,26 +1,13 @@
-"""One conformance check's result: what was expected, what was seen, the verdict."""
+"""A conformance check's result: a CheckResult named "<check>: <subject>"."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-Verdict = Literal["pass", "fail", "skip"]
+from lab.core.results import CheckResult, Verdict
 
 
-@dataclass(frozen=True)
-class Result:
-    check: str  # what kind of check: "tunnel up", "service", ...
-    subject: str  # what it was about: "tunnel1", "web-services", ...
-    expected: str
-    seen: str
-    verdict: Verdict
-    why: str = ""  # on failure: the cause, where it is known
-
-    @property
-    def name(self) -> str:
-        return f"{self.check}: {self.subject}"
-
-
-def verdict(ok: bool) -> Verdict:
-    return "pass" if ok else "fail"
+def result(
+    check: str, subject: str, expected: str, seen: str, verdict: Verdict, why: str = ""
+) -> CheckResult:
+    """``check``: what kind ("tunnel up", "service", ...); ``subject``: what it was about
+    ("tunnel1", "web-services", ...)."""
+    return CheckResult(f"{check}: {subject}", verdict, expected, seen, why)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.conformance import checks
-from lab.conformance.result import Result
 from lab.core.errors import ConvergenceFailed, InputError, VpnlabError
 from lab.core.paths import WORK_ROOT
 from lab.core.redaction import redact
+from lab.core.results import CheckResult
 from lab.ops.bringup import up
 from lab.providers.rules import Finding
 from lab.providers.setup import FormRejected, prepare
@@ -32,7 +32,7 @@ class Report:
     lab: str
     profile: str = ""
     runtime: str = ""
-    results: list[Result] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     error: str = ""  # the form or templates were refused (exit 2), or the lab broke
     refused: bool = False  # bad input: nothing was started

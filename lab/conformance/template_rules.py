@@ -10,7 +10,8 @@ none; dpd_action clear.
 
 from __future__ import annotations
 
-from lab.conformance.result import Result, verdict
+from lab.conformance.result import result
+from lab.core.results import CheckResult, verdict
 from lab.topology.profiles import Profile, Range
 from lab.topology.proposals import DH
 from lab.topology.schema import parse_duration
@@ -31,7 +32,7 @@ WHY_DOWN = {
 }
 
 
-def check(conf: dict, profile: Profile) -> list[Result]:
+def check(conf: dict, profile: Profile) -> list[CheckResult]:
     """Per connection of a parsed swanctl.conf: its lifetimes, its keep-up settings and
     (if the profile asks for it) PFS."""
     out = []
@@ -74,7 +75,7 @@ def _within(
     return ""
 
 
-def _lifetimes(name: str, conn: dict, children: dict, p: Profile) -> Result:
+def _lifetimes(name: str, conn: dict, children: dict, p: Profile) -> CheckResult:
     ike_setting = "rekey_time"
     if _seconds(conn.get("rekey_time"), IKE_REKEY_DEFAULT) == 0 and conn.get("reauth_time"):
         ike_setting = "reauth_time"  # rekeying off, reauthentication instead
@@ -103,7 +104,7 @@ def _lifetimes(name: str, conn: dict, children: dict, p: Profile) -> Result:
         for child, c in children.items()
     ]
     ike, child = p.lifetimes.ike, p.lifetimes.child
-    return Result(
+    return result(
         "template lifetimes",
         name,
         f"IKE {ike.min}-{ike.max} s, CHILD {child.min}-{child.max} s ({p.name} profile)",
@@ -113,7 +114,7 @@ def _lifetimes(name: str, conn: dict, children: dict, p: Profile) -> Result:
     )
 
 
-def _keep_up(name: str, conn: dict, children: dict, p: Profile) -> Result:
+def _keep_up(name: str, conn: dict, children: dict, p: Profile) -> CheckResult:
     bad = []
     delay = _seconds(conn.get("dpd_delay"), 0)
     if not delay:
@@ -129,7 +130,7 @@ def _keep_up(name: str, conn: dict, children: dict, p: Profile) -> Result:
                     f"(one of {', '.join(sorted(good))})"
                 )
         seen.append(f"{child}: " + ", ".join(f"{s} {c.get(s, 'unset')}" for s in KEEP_UP))
-    return Result(
+    return result(
         "template keep-up",
         name,
         f"DPD on; every tunnel started, and started again after a close or DPD ({p.name} profile)",
@@ -139,13 +140,13 @@ def _keep_up(name: str, conn: dict, children: dict, p: Profile) -> Result:
     )
 
 
-def _pfs(name: str, children: dict, p: Profile) -> Result:
+def _pfs(name: str, children: dict, p: Profile) -> CheckResult:
     bad = []
     for child, c in children.items():
         for proposal in [w.strip() for w in c.get("esp_proposals", "default").split(",")]:
             if proposal == "default" or not any(w in DH for w in proposal.split("-")):
                 bad.append(f"{child}: {proposal}")
-    return Result(
+    return result(
         "template PFS",
         name,
         f"every ESP proposal names a DH group ({p.name} profile: PFS required)",

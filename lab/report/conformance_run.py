@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.conformance.run import Report
+from lab.core.results import CheckResult
 from lab.report import html, record
-from lab.report.html import Check
 from lab.session.handle import RunningLab
 
 
@@ -16,18 +16,20 @@ def record_into(out_dir: Path, running: RunningLab) -> None:
     record.save(running, out_dir / html.LABS / running.name)
 
 
-def checks(reports: list[Report]) -> list[Check]:
+def checks(reports: list[Report]) -> list[CheckResult]:
     out = []
     for rep in reports:
         form = Path(rep.form).name
         for w in rep.warnings:
             verdict = "warn" if w.level == "warning" else "error"
-            out.append(Check(name=f"{form}: form {w.field}", verdict=verdict, seen=w.text))
+            out.append(CheckResult(name=f"{form}: form {w.field}", verdict=verdict, seen=w.text))
         if rep.error:
             verdict = "error" if rep.refused else "fail"
-            out.append(Check(name=f"{form}: run", verdict=verdict, seen=rep.error, record=rep.lab))
+            out.append(
+                CheckResult(name=f"{form}: run", verdict=verdict, seen=rep.error, record=rep.lab)
+            )
         out += [
-            Check(
+            CheckResult(
                 name=f"{form}: {r.name}",
                 verdict=r.verdict,
                 expected=r.expected,

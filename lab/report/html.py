@@ -9,29 +9,19 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
 import jinja2
-from pydantic import BaseModel
 
 from lab.core.redaction import redact
+from lab.core.results import CheckResult
 from lab.report import plot, record
 from lab.report.record import LabRecord
 
 REPORT = "report.html"
 LABS = "labs"  # one recorded lab per folder, beside the report
-
-
-class Check(BaseModel):
-    """One verdict: a conformance check or a scenario test."""
-
-    name: str
-    verdict: str  # pass | fail | skip | error
-    expected: str = ""
-    seen: str = ""
-    why: str = ""
-    record: str = ""  # the folder under labs/ of the lab it ran on, if any
 
 
 def _env() -> jinja2.Environment:
@@ -65,7 +55,7 @@ def render(
     out_dir: Path,
     title: str,
     subtitle: str,
-    checks: list[Check],
+    checks: list[CheckResult],
     secrets: list[str] = (),  # type: ignore[assignment]
 ) -> Path:
     """Write ``out_dir/report.html`` from the checks and the labs recorded in ``out_dir``."""
@@ -98,9 +88,9 @@ def render(
     return out
 
 
-def _redacted(check: Check, secrets: list[str]) -> Check:
+def _redacted(check: CheckResult, secrets: list[str]) -> CheckResult:
     fields = ("name", "expected", "seen", "why")
-    return check.model_copy(update={f: redact(getattr(check, f), secrets) for f in fields})
+    return replace(check, **{f: redact(getattr(check, f), secrets) for f in fields})
 
 
 def _mono_at(r: LabRecord) -> float | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab.core.results import CheckResult
 from lab.observe.status import LabStatus
 from lab.report import html, record
 from lab.report.graph import tunnel_state
-from lab.report.html import Check
 from lab.session.handle import RunningLab
 
 
-def tunnel_checks(status: LabStatus | None) -> list[Check]:
+def tunnel_checks(status: LabStatus | None) -> list[CheckResult]:
     if status is None:
         return []
     out = []
@@ -29,7 +29,7 @@ def tunnel_checks(status: LabStatus | None) -> list[Check]:
         why = "; ".join(f"{d.cause}: {d.message}" for d in status.diagnosis if d.tunnel == t.name)
         verdict = "pass" if tunnel_state(t) == "up" else "fail"
         out.append(
-            Check(
+            CheckResult(
                 name=f"tunnel up: {t.name}",
                 verdict=verdict,
                 expected=want,

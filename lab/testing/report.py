@@ -62,7 +62,7 @@ class ScenarioReport:
             report.user_properties.append((SEEN, redact("\n".join(lines[-12:]), secrets)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from lab.report.html import Check
+        from lab.core.results import CheckResult
 
         if report.when != "call" and not (report.failed or report.skipped):
             return
@@ -74,7 +74,7 @@ class ScenarioReport:
         if report.skipped and isinstance(report.longrepr, tuple):
             seen = str(report.longrepr[2])
         self.checks.append(
-            Check(
+            CheckResult(
                 name=report.nodeid.split("@", 1)[0],  # without xdist's group
                 verdict=verdict,
                 expected=props.get(DOC, ""),

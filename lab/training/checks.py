@@ -28,6 +28,7 @@ from ipaddress import IPv4Network
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lab.core.errors import InputError, LabError, WaitTimeout
+from lab.core.results import CheckResult, verdict
 from lab.core.waits import holds_for, wait_until
 from lab.topology.model import Lab
 from lab.topology.proposals import check_proposal
@@ -79,13 +80,6 @@ class CheckSpec:
     @property
     def active(self) -> bool:
         return CHECKS[self.kind].active
-
-
-@dataclass(frozen=True)
-class Result:
-    label: str
-    passed: bool | None  # None: not run (an earlier check fails)
-    seen: str
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -463,7 +457,7 @@ def _after_idle(running, p: IdleCheck) -> Verdict:
 # --- running them ----------------------------------------------------------------------------
 
 
-def evaluate(running, specs: list[CheckSpec], wait: float) -> list[Result]:
+def evaluate(running, specs: list[CheckSpec], wait: float) -> list[CheckResult]:
     """Passive checks, read until all hold or ``wait`` seconds have passed; then the active
     ones, once each, in order, while every earlier one holds."""
     passive = [s for s in specs if not s.active]
@@ -481,11 +475,11 @@ def evaluate(running, specs: list[CheckSpec], wait: float) -> list[Result]:
     for s in specs:
         if not s.active:
             v = last[s.label]
-            results.append(Result(s.label, v.passed, v.seen))
+            results.append(CheckResult(s.label, verdict(v.passed), seen=v.seen))
         elif failing:
-            results.append(Result(s.label, None, "not run: an earlier check fails"))
+            results.append(CheckResult(s.label, "skip", seen="not run: an earlier check fails"))
         else:
             v = CHECKS[s.kind].run(running, s.params)
-            results.append(Result(s.label, v.passed, v.seen))
+            results.append(CheckResult(s.label, verdict(v.passed), seen=v.seen))
             failing = not v.passed
     return results

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab.core.errors import LabError
+from lab.core.results import CheckResult
 from lab.core.waits import wait_until
 from lab.ops import bringup, faults
 from lab.session.handle import RunningLab
 from lab.training import customer, trainee
-from lab.training.checks import Result, evaluate
+from lab.training.checks import evaluate
 from lab.training.exercise import Exercise, load
 from lab.training.trainee import TraineeState
 
@@ -116,7 +117,7 @@ def hint(name: str) -> tuple[int, int, str | None]:
         return state.hints_shown, len(hints), hints[state.hints_shown - 1]
 
 
-def check(name: str, wait: float = CHECK_WAIT) -> list[Result]:
+def check(name: str, wait: float = CHECK_WAIT) -> list[CheckResult]:
     """The exercise's checks on the trainee's live lab."""
     c = current(name)
     return evaluate(c.running, c.exercise.checks, wait)

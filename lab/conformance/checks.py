@@ -262,10 +262,10 @@ def _through(running: RunningLab, plan: Plan, dst) -> tuple[str, PingResult, dic
     packets the provider decrypted meanwhile)."""
     lab = plan.lab
     src, _ = hosts_behind(lab, next(iter(lab.tunnels.values())).customer)[0]
-    result, carried = ping_carried(running, src, dst, COUNT)
+    pinged, carried = ping_carried(running, src, dst, COUNT)
     return (
         src,
-        result,
+        pinged,
         {t.name: carried[(t.name, t.provider.node)][0] for t in lab.tunnels.values()},
     )
 
@@ -278,17 +278,17 @@ def services(running: RunningLab, plan: Plan) -> list[CheckResult]:
     for name in plan.services:
         svc = plan.profile.services[name]
         own = f"tunnel{svc.tunnel}" if svc.tunnel else None
-        src, result, grew = _through(running, plan, svc.host)
+        src, pinged, grew = _through(running, plan, svc.host)
         if own:
             # Its own tunnel carried every request; another at most its BGP keepalives.
             expected = f"{COUNT}/{COUNT} replies, through {own} only"
             others = [n for t, n in grew.items() if t != own]
-            ok = result.received == COUNT and grew[own] >= COUNT and all(n < COUNT for n in others)
+            ok = pinged.received == COUNT and grew[own] >= COUNT and all(n < COUNT for n in others)
         else:
             # Each request is a ping of its own (a flow of its own): with two BGP paths
             # the gateways may spread them over both tunnels.
             expected = f"{COUNT}/{COUNT} replies, through the tunnels"
-            ok = result.received == COUNT and sum(grew.values()) >= COUNT
+            ok = pinged.received == COUNT and sum(grew.values()) >= COUNT
         why = ""
         if not ok:
             covering = [
@@ -305,7 +305,7 @@ def services(running: RunningLab, plan: Plan) -> list[CheckResult]:
                 "service",
                 f"{name} ({svc.host})",
                 expected,
-                f"{result.received}/{result.sent} replies from {src}, "
+                f"{pinged.received}/{pinged.sent} replies from {src}, "
                 f"decrypted by the provider per tunnel: {grew}",
                 verdict(ok),
                 why,
@@ -406,15 +406,15 @@ def nat_egress(running: RunningLab, plan: Plan) -> list[CheckResult]:
     count(
         running, egress.probe, {"from_nat": f"ip saddr {public}", "icmp": "icmp type echo-request"}
     )
-    result = ping(running, src, probe, COUNT)
+    pinged = ping(running, src, probe, COUNT)
     seen = counted(running, egress.probe)
-    ok = result.received == COUNT and seen["from_nat"] == seen["icmp"] == COUNT
+    ok = pinged.received == COUNT and seen["from_nat"] == seen["icmp"] == COUNT
     return [
         result(
             "nat egress",
             f"{src} -> {egress.probe}",
             f"{COUNT}/{COUNT} replies, every request from {public}",
-            f"{result.received}/{result.sent} replies; {egress.probe} saw {seen['icmp']} requests, "
+            f"{pinged.received}/{pinged.sent} replies; {egress.probe} saw {seen['icmp']} requests, "
             f"{seen['from_nat']} from {public}",
             verdict(ok),
         )

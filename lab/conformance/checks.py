@@ -65,15 +65,12 @@ def template_checks(p: Prepared) -> list[CheckResult]:
 
 
 # the lab ----------------------------------------------------------------------------------
-def _provider_sas(running: RunningLab) -> dict[str, dict]:
-    """tunnel -> the provider's IKE SA for it ({} if none)."""
+def _tunnel_sas(running: RunningLab, side: str = "provider") -> dict[str, dict]:
+    """tunnel -> the IKE SA for it on its ``side`` ("provider" or "customer"; {} if none)."""
     lab = running.lab
-    nodes = sorted({t.provider.node for t in lab.tunnels.values()})
-    sas = by_key(lambda n: running.charon(n).ike_sas(), nodes)
-    return {
-        t.name: tunnel_sa(lab, t.name, t.provider.node, sas[t.provider.node]) or {}
-        for t in lab.tunnels.values()
-    }
+    ends = {t.name: getattr(t, side).node for t in lab.tunnels.values()}
+    sas = by_key(lambda n: running.charon(n).ike_sas(), sorted(set(ends.values())))
+    return {t: tunnel_sa(lab, t, node, sas[node]) or {} for t, node in ends.items()}
 
 
 def tunnels_up(running: RunningLab, bringup_error: str | None) -> list[CheckResult]:
@@ -109,7 +106,7 @@ def _cause(error: str | None, tunnel: str) -> str:
 def proposals(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """What each tunnel negotiated (as vici reports it), inside the profile's policy."""
     out = []
-    for name, sa in _provider_sas(running).items():
+    for name, sa in _tunnel_sas(running).items():
         if sa.get("state") != "ESTABLISHED":
             out.append(result("proposals", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
             continue
@@ -133,12 +130,6 @@ def proposals(running: RunningLab, plan: Plan) -> list[CheckResult]:
     return out
 
 
-def _customer_sas(running: RunningLab) -> dict[str, dict]:
-    """tunnel -> the customer gateway's IKE SA for it ({} if none)."""
-    sas = running.charon(GATEWAY).ike_sas()
-    return {t: tunnel_sa(running.lab, t, GATEWAY, sas) or {} for t in running.lab.tunnels}
-
-
 def lifetimes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """The lifetimes the customer's gateway runs with, as its charon counts them down (vici:
     seconds to the IKE rekey or reauthentication, to each CHILD_SA's rekey), within the
@@ -146,7 +137,7 @@ def lifetimes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     upper limit is what is checked here; the template check holds both."""
     p = plan.profile
     out = []
-    for name, sa in _customer_sas(running).items():
+    for name, sa in _tunnel_sas(running, "customer").items():
         if sa.get("state") != "ESTABLISHED":
             out.append(result("lifetimes", name, "negotiated SAs", "no SA", "skip", "tunnel down"))
             continue
@@ -199,7 +190,7 @@ def _static_routes(running: RunningLab, plan: Plan) -> list[CheckResult]:
     """The selectors each tunnel negotiated: the services' subnets on the provider's side,
     the form's subnets on the customer's."""
     out = []
-    sas = _provider_sas(running)
+    sas = _tunnel_sas(running)
     for t in plan.lab.tunnels.values():
         children = [
             c for c in sas[t.name].get("child-sas", {}).values() if c.get("state") == "INSTALLED"

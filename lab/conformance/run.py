@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.conformance import checks
@@ -118,12 +118,5 @@ def run(
 
 def _redact(report: Report, secrets: list[str]) -> None:
     """No key in anything the report will print or write."""
-
-    def clean(text: str) -> str:
-        return redact(text, secrets)
-
-    report.error = clean(report.error)
-    report.results = [
-        replace(r, expected=clean(r.expected), seen=clean(r.seen), why=clean(r.why))
-        for r in report.results
-    ]
+    report.error = redact(report.error, secrets)
+    report.results = [r.redacted(secrets) for r in report.results]

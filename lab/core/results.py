@@ -4,8 +4,10 @@ and the terminal tables all render it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from lab.core.redaction import redact
 
 # pass / fail / skip (not run, or nothing to check); a report adds a form's warnings and
 # errors and a test's error.
@@ -24,6 +26,11 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
+
+    def redacted(self, secrets: list[str]) -> CheckResult:
+        """The same result with none of ``secrets`` in its texts."""
+        texts = ("name", "expected", "seen", "why")
+        return replace(self, **{f: redact(getattr(self, f), secrets) for f in texts})
 
 
 def verdict(ok: bool) -> Verdict:

@@ -3,6 +3,7 @@ form's lab as it was after its checks, before it was removed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from lab.conformance.run import Report
@@ -28,17 +29,7 @@ def checks(reports: list[Report]) -> list[CheckResult]:
             out.append(
                 CheckResult(name=f"{form}: run", verdict=verdict, seen=rep.error, record=rep.lab)
             )
-        out += [
-            CheckResult(
-                name=f"{form}: {r.name}",
-                verdict=r.verdict,
-                expected=r.expected,
-                seen=r.seen,
-                why=r.why,
-                record=rep.lab,
-            )
-            for r in rep.results
-        ]
+        out += [replace(r, name=f"{form}: {r.name}", record=rep.lab) for r in rep.results]
     return out
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
 import jinja2
 
-from lab.core.redaction import redact
 from lab.core.results import CheckResult
 from lab.report import plot, record
 from lab.report.record import LabRecord
@@ -60,7 +58,7 @@ def render(
 ) -> Path:
     """Write ``out_dir/report.html`` from the checks and the labs recorded in ``out_dir``."""
     secrets = list(secrets)
-    checks = [_redacted(c, secrets) for c in checks]
+    checks = [c.redacted(secrets) for c in checks]
     records = recorded(out_dir)
     anchors = {folder: "lab-" + re.sub(r"[^A-Za-z0-9_-]", "-", folder) for folder in records}
     html = (
@@ -86,11 +84,6 @@ def render(
     out_dir.mkdir(parents=True, exist_ok=True)
     out.write_text(html)
     return out
-
-
-def _redacted(check: CheckResult, secrets: list[str]) -> CheckResult:
-    fields = ("name", "expected", "seen", "why")
-    return replace(check, **{f: redact(getattr(check, f), secrets) for f in fields})
 
 
 def _mono_at(r: LabRecord) -> float | None:

@@ -118,9 +118,6 @@ class NetnsRuntime:
         _ip_batch(namespace(self.lab, node), inside)
         _ip_batch(self.fabric, fabric)
 
-    def _sysctl(self, node: str, values: dict[str, str]) -> None:
-        self.run(node, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())])
-
     # commands and daemons ----------------------------------------------------------------
     def _argv(self, node: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", namespace(self.lab, node), *argv]
